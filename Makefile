@@ -1,0 +1,47 @@
+# The two commands: `make dev` runs the whole local stack, `make test` runs every test against it.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CHECKOV_VENV := .venv-checkov
+CHECKOV_VERSION := 3.3.30
+
+.PHONY: dev test bench install web browser checkov clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund
+	touch $@
+
+install: $(VENV)/.installed node_modules/.installed
+
+web: node_modules/.installed
+	node devstack/build_web.mjs
+
+# Debian's Chromium for the browser test (the test tool cannot download its own browser here).
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+
+# checkov pins an older pycep-parser than the tests use, so it lives in a venv of its own.
+$(CHECKOV_VENV)/.installed:
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet checkov==$(CHECKOV_VERSION)
+	touch $@
+
+checkov: $(CHECKOV_VENV)/.installed
+
+dev: install web
+	$(PY) -m devstack.stack up
+
+test: install web browser checkov
+	$(PY) -m devstack.stack run -- $(PY) -m pytest tests
+
+bench: install web
+	$(PY) -m devstack.stack run -- $(PY) -m bench
+
+clean:
+	rm -rf .devstack local.stack.json web/dist test-artifacts

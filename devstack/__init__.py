@@ -1,0 +1,1 @@
+"""The local stand-ins for Azure used by `make dev` and the tests; never deployed."""

@@ -1,0 +1,272 @@
+"""Starts the whole local stack on loopback, as `make dev` and `make test` use it.
+
+    python -m devstack.stack up            # the dev stack; state kept in .devstack/; Ctrl-C stops it
+    python -m devstack.stack run -- CMD…   # a fresh in-memory stack around CMD (the tests), then stop
+
+Parts (ports from the service's contract): the managed-identity endpoint (7092), the ACS Identity
+emulator (7090, https), Azurite (10000-10002, https, accepting the identity's bearer tokens), a
+local OIDC issuer (7093), the function host (7071: Core Tools' `func` when installed, otherwise
+devstack.funchost) and the Static Web Apps CLI (4280). The function app reaches ACS and Tables
+through DefaultAzureCredential and the local identity endpoint, exactly as in Azure.
+
+It writes local.stack.json (how tests and tools find the stack) and, only when absent,
+local.settings.json (the function app's settings).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+STATE = ROOT / ".devstack"
+BIN = ROOT / "node_modules" / ".bin"
+HOST = "127.0.0.1"
+PORTS = {"swa": 4280, "functions": 7071, "acs": 7090, "identity": 7092, "oidc": 7093,
+         "blob": 10000, "queue": 10001, "table": 10002}
+# Azurite's documented development account: public, the same on every machine, not a secret.
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+OIDC_AUDIENCE = "api://acs-token-service-local"
+
+
+@dataclass(frozen=True)
+class StackSecrets:
+    """Per-machine values of the local stack, kept in .devstack so restarts keep working."""
+
+    acs_access_key: str
+    acs_resource_id: str
+    identity_header: str
+
+
+def _secrets() -> StackSecrets:
+    path = STATE / "stack-secrets.json"
+    if path.exists():
+        return StackSecrets(**json.loads(path.read_text()))
+    values = StackSecrets(
+        acs_access_key=base64.b64encode(secrets.token_bytes(32)).decode(),
+        acs_resource_id=str(uuid.uuid4()),
+        identity_header=secrets.token_urlsafe(24),
+    )
+    path.write_text(json.dumps(values.__dict__))
+    path.chmod(0o600)
+    return values
+
+
+def _describe(pki, s: StackSecrets, functions_url: str) -> dict:
+    acs = f"https://{HOST}:{PORTS['acs']}"
+    tables = f"https://{HOST}:{PORTS['table']}/{AZURITE_ACCOUNT}"
+    return {
+        "functionHost": functions_url,
+        "staticWebApp": f"http://{HOST}:{PORTS['swa']}",
+        "acsEndpoint": acs,
+        "acsAccessKey": s.acs_access_key,
+        "acsConnectionString": f"endpoint={acs}/;accesskey={s.acs_access_key}",
+        "acsResourceId": s.acs_resource_id,
+        "tablesEndpoint": tables,
+        "tablesConnectionString": (
+            f"DefaultEndpointsProtocol=https;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+            f"TableEndpoint={tables};"
+        ),
+        "storageConnectionString": (
+            f"DefaultEndpointsProtocol=https;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+            f"BlobEndpoint=https://{HOST}:{PORTS['blob']}/{AZURITE_ACCOUNT};"
+            f"QueueEndpoint=https://{HOST}:{PORTS['queue']}/{AZURITE_ACCOUNT};TableEndpoint={tables};"
+        ),
+        "identityEndpoint": f"http://{HOST}:{PORTS['identity']}/msi/token",
+        "identityHeader": s.identity_header,
+        "oidcIssuer": f"http://{HOST}:{PORTS['oidc']}",
+        "oidcAudience": OIDC_AUDIENCE,
+        "caCertFile": str(pki.ca_cert),
+    }
+
+
+def _app_settings(stack: dict) -> dict:
+    """local.settings.json's Values for this stack: managed identity by default, as in Azure."""
+    return {
+        "FUNCTIONS_WORKER_RUNTIME": "python",
+        "AzureWebJobsFeatureFlags": "EnableWorkerIndexing",
+        "AzureWebJobsStorage": stack["storageConnectionString"],
+        "ACS_ENDPOINT": stack["acsEndpoint"],
+        "TABLES_ENDPOINT": stack["tablesEndpoint"],
+        "IDENTITY_TABLE_NAME": "acsidentities",
+        "TRUST_CLIENT_PRINCIPAL": "true",
+        "OIDC_ISSUER": stack["oidcIssuer"],
+        "OIDC_AUDIENCE": stack["oidcAudience"],
+        "ACS_ALLOWED_SCOPES": "chat,voip",
+        "ACS_DEFAULT_SCOPES": "chat,voip",
+        "TOKEN_DEFAULT_MINUTES": "60",
+        "CLEANUP_SCHEDULE": "0 0 3 * * *",
+    }
+
+
+def _runtime_env(stack: dict) -> dict:
+    """What every process of the stack needs to reach the others: the local CA and the identity
+    endpoint (these follow the running stack, so they are not left to local.settings.json)."""
+    return {
+        "SSL_CERT_FILE": stack["caCertFile"],
+        "REQUESTS_CA_BUNDLE": stack["caCertFile"],
+        "NODE_EXTRA_CA_CERTS": stack["caCertFile"],
+        "IDENTITY_ENDPOINT": stack["identityEndpoint"],
+        "IDENTITY_HEADER": stack["identityHeader"],
+        "AZURE_FUNCTIONS_ENVIRONMENT": "Development",
+    }
+
+
+class Stack:
+    def __init__(self, persistent: bool, quiet: bool) -> None:
+        self.persistent = persistent
+        self.quiet = quiet
+        self.procs: list[tuple[str, subprocess.Popen]] = []
+        self.logs = STATE / "logs"
+
+    def _start(self, name: str, argv: list[str], env: dict, cwd: Path = ROOT) -> None:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        log = open(self.logs / f"{name}.log", "ab")
+        out = log if self.quiet else None
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out or log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        self.procs.append((name, proc))
+
+    def _wait(self, name: str, url: str | None = None, port: int | None = None, timeout: float = 90,
+              context: ssl.SSLContext | None = None) -> None:
+        deadline = time.monotonic() + timeout
+        proc = dict(self.procs).get(name)
+        while time.monotonic() < deadline:
+            if proc is not None and proc.poll() is not None:
+                raise SystemExit(f"{name} exited with {proc.returncode}; see {self.logs / (name + '.log')}")
+            try:
+                if url:
+                    urllib.request.urlopen(url, timeout=2, context=context).read()
+                else:
+                    socket.create_connection((HOST, port), timeout=1).close()
+                return
+            except Exception as error:  # not up yet
+                if url and getattr(error, "code", 0):
+                    return  # it answers (any HTTP status means it is listening)
+                time.sleep(0.2)
+        raise SystemExit(f"{name} did not become ready in {timeout:.0f}s; see {self.logs / (name + '.log')}")
+
+    def up(self) -> dict:
+        from devstack.pki import ensure_pki
+
+        STATE.mkdir(exist_ok=True)
+        for port_name, port in PORTS.items():
+            with socket.socket() as probe:
+                if probe.connect_ex((HOST, port)) == 0:
+                    raise SystemExit(f"port {port} ({port_name}) is already in use: is another stack running?")
+        pki = ensure_pki(STATE)
+        s = _secrets()
+        stack = _describe(pki, s, f"http://{HOST}:{PORTS['functions']}")
+        env = {**os.environ, **_runtime_env(stack)}
+        ctx = ssl.create_default_context(cafile=str(pki.ca_cert))
+        py = sys.executable
+
+        self._start("identity", [py, "-m", "devstack.identity_endpoint", "--host", HOST, "--port", str(PORTS["identity"]),
+                                 "--state-dir", str(STATE), "--identity-header", s.identity_header], env)
+        acs_state = ["--state-file", str(STATE / "acs-emulator.json")] if self.persistent else []
+        self._start("acs", [py, "-m", "devstack.acs_emulator", "--host", HOST, "--port", str(PORTS["acs"]),
+                            "--state-dir", str(STATE), "--access-key", s.acs_access_key,
+                            "--resource-id", s.acs_resource_id, *acs_state], env)
+        azurite_state = ["--location", str(STATE / "azurite")] if self.persistent else ["--inMemoryPersistence"]
+        self._start("azurite", [str(BIN / "azurite"), "--blobHost", HOST, "--queueHost", HOST, "--tableHost", HOST,
+                                "--blobPort", str(PORTS["blob"]), "--queuePort", str(PORTS["queue"]),
+                                "--tablePort", str(PORTS["table"]), "--cert", str(pki.server_cert),
+                                "--key", str(pki.server_key), "--oauth", "basic", "--skipApiVersionCheck",
+                                "--disableProductStyleUrl", "--silent", *azurite_state], env)
+        self._start("oidc", [py, "-m", "devstack.oidc_issuer", "--host", HOST, "--port", str(PORTS["oidc"])], env)
+        self._wait("identity", port=PORTS["identity"])
+        self._wait("acs", port=PORTS["acs"])
+        self._wait("azurite", port=PORTS["table"])
+        self._wait("oidc", port=PORTS["oidc"])
+
+        # The dev stack uses the user's local.settings.json (written only when absent); a test run
+        # always uses fresh settings of its own, so a user's edits cannot change what tests see.
+        settings_file = ROOT / "local.settings.json" if self.persistent else STATE / "test.settings.json"
+        if not settings_file.exists() or not self.persistent:
+            settings_file.write_text(json.dumps({"IsEncrypted": False, "Values": _app_settings(stack)}, indent=2) + "\n")
+        func = shutil.which("func")
+        if func and self.persistent:
+            self._start("functions", [func, "start", "--port", str(PORTS["functions"])], env)
+        else:
+            self._start("functions", [py, "-m", "devstack.funchost", "--app-dir", str(ROOT), "--host", HOST,
+                                      "--port", str(PORTS["functions"]), "--settings", str(settings_file)], env)
+        self._wait("functions", url=f"http://{HOST}:{PORTS['functions']}/admin/host/status")
+
+        web = ROOT / "web" / "dist"
+        self._start("swa", [str(BIN / "swa"), "start", str(web), "--api-devserver-url",
+                            f"http://{HOST}:{PORTS['functions']}", "--host", HOST, "--port", str(PORTS["swa"]),
+                            "--open", "false"], {**env, "SWA_CLI_DISABLE_TELEMETRY": "1"})
+        self._wait("swa", url=f"http://{HOST}:{PORTS['swa']}/", timeout=120)
+
+        stack["functionSettingsFile"] = str(settings_file)
+        (ROOT / "local.stack.json").write_text(json.dumps(stack, indent=2) + "\n")
+        return stack
+
+    def down(self) -> None:
+        for name, proc in reversed(self.procs):
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + 10
+        for name, proc in self.procs:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        (ROOT / "local.stack.json").unlink(missing_ok=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="start the dev stack and keep it running until Ctrl-C")
+    run = sub.add_parser("run", help="start a fresh in-memory stack, run a command against it, stop")
+    run.add_argument("cmd", nargs=argparse.REMAINDER)
+    args = parser.parse_args()
+
+    stack = Stack(persistent=args.command == "up", quiet=args.command == "run")
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        info = stack.up()
+        if args.command == "up":
+            print("\nLocal stack is up:")
+            print(f"  web app (sign in here)   {info['staticWebApp']}")
+            print(f"  function host            {info['functionHost']}/api/health")
+            print(f"  ACS Identity emulator    {info['acsEndpoint']}/_emulator/identities")
+            print(f"  managed identity         {info['identityEndpoint']}")
+            print(f"  Azurite tables           {info['tablesEndpoint']}")
+            print(f"  logs                     {stack.logs}/")
+            print("Ctrl-C stops everything.")
+            while all(p.poll() is None for _, p in stack.procs):
+                time.sleep(1)
+            dead = [n for n, p in stack.procs if p.poll() is not None]
+            print(f"stopping: {', '.join(dead)} exited; see {stack.logs}/")
+            return 1
+        cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+        env = {**os.environ, **_runtime_env(info)}
+        return subprocess.call(cmd, cwd=ROOT, env=env)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        stack.down()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The ACS trusted token service: the domain behind function_app.py's functions."""

@@ -1,0 +1,175 @@
+"""The HTTP handlers behind function_app.py: parse and bound the request, learn the caller,
+call the token service, shape the response. This module knows HTTP, not Table Storage or ACS."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timezone
+from typing import Any
+
+import azure.functions as func
+
+from .caller import Caller, identify_caller
+from .errors import DependencyUnavailable, Forbidden, InvalidRequest, NotFound, PayloadTooLarge
+from .http_responses import empty_response, json_response, respond
+from .runtime import get_runtime
+from .token_service import user_ref
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 16 * 1024
+MAX_IDS_PER_REQUEST = 1000
+ADMIN_ROLE = "admin"
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def read_json(req: func.HttpRequest, fields: frozenset[str]) -> dict[str, Any]:
+    """The request's JSON object (empty when there is no body), bounded in size, with only the
+    expected fields, so a typo such as "scope" is an error rather than silently ignored."""
+    body = req.get_body() or b""
+    if len(body) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"The request body is larger than {MAX_BODY_BYTES} bytes.", code="PayloadTooLarge")
+    if not body.strip():
+        return {}
+    content_type = (req.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if content_type and content_type != "application/json" and not content_type.endswith("+json"):
+        raise InvalidRequest("The request body must be JSON (Content-Type: application/json).", code="UnsupportedContentType")
+    try:
+        data = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise InvalidRequest("The request body is not valid JSON.", code="MalformedJson") from None
+    if not isinstance(data, dict):
+        raise InvalidRequest("The request body must be a JSON object.", code="MalformedJson")
+    unknown = sorted(set(data) - fields)
+    if unknown:
+        shown = ", ".join(repr(name[:40]) for name in unknown[:5])
+        raise InvalidRequest(f"Unknown field(s) {shown}; expected: {', '.join(sorted(fields))}.", code="UnknownField")
+    return data
+
+
+def _text_field(data: dict[str, Any], name: str, max_length: int) -> str:
+    value = data.get(name)
+    if not isinstance(value, str) or not value.strip() or len(value) > max_length:
+        raise InvalidRequest(f"{name} must be a non-empty string of at most {max_length} characters.", code="InvalidField")
+    return value
+
+
+async def _caller(req: func.HttpRequest) -> Caller:
+    return await identify_caller(req.headers, get_runtime().settings)
+
+
+async def issue_token(req: func.HttpRequest) -> func.HttpResponse:
+    """POST /api/token: the caller's token, creating their ACS identity on the first call.
+    A token issued moments ago for the same scopes and lifetime may be handed out again unless
+    the request says ``Cache-Control: no-cache`` (an explicit refresh)."""
+
+    async def work() -> func.HttpResponse:
+        caller = await _caller(req)
+        data = read_json(req, frozenset({"scopes", "expiresInMinutes"}))
+        service = get_runtime().tokens
+        scopes, minutes = service.token_request(data.get("scopes"), data.get("expiresInMinutes"))
+        fresh = "no-cache" in (req.headers.get("cache-control") or "").lower()
+        issued = await service.issue_token(caller.app_user_id, scopes, minutes, fresh=fresh)
+        log.info("token issued for user %s", user_ref(caller.app_user_id))
+        return json_response(
+            {"communicationUserId": issued.communication_user_id, "token": issued.token, "expiresOn": _iso(issued.expires_on)}
+        )
+
+    return await respond("issue_token", work)
+
+
+async def get_identity(req: func.HttpRequest) -> func.HttpResponse:
+    """GET /api/identity: which ACS identity the caller has, without issuing a token."""
+
+    async def work() -> func.HttpResponse:
+        caller = await _caller(req)
+        communication_user_id = await get_runtime().tokens.identity_of(caller.app_user_id)
+        if communication_user_id is None:
+            raise NotFound("You have no communication identity yet; POST /api/token creates it.", code="IdentityNotFound")
+        return json_response({"appUserId": caller.app_user_id, "communicationUserId": communication_user_id})
+
+    return await respond("get_identity", work)
+
+
+async def revoke_tokens(req: func.HttpRequest) -> func.HttpResponse:
+    """POST /api/token/revoke: every token issued so far to the caller stops working."""
+
+    async def work() -> func.HttpResponse:
+        caller = await _caller(req)
+        read_json(req, frozenset())
+        await get_runtime().tokens.revoke_tokens(caller.app_user_id)
+        return empty_response()
+
+    return await respond("revoke_tokens", work)
+
+
+async def delete_identity(req: func.HttpRequest) -> func.HttpResponse:
+    """DELETE /api/identity: the caller's ACS identity and its mapping go (idempotent)."""
+
+    async def work() -> func.HttpResponse:
+        caller = await _caller(req)
+        await get_runtime().tokens.delete_identity(caller.app_user_id)
+        return empty_response()
+
+    return await respond("delete_identity", work)
+
+
+async def exchange_teams_token(req: func.HttpRequest) -> func.HttpResponse:
+    """POST /api/teams/token: a Teams user's Entra token exchanged for an ACS token."""
+
+    async def work() -> func.HttpResponse:
+        await _caller(req)
+        data = read_json(req, frozenset({"teamsToken", "appId", "userId"}))
+        token = await get_runtime().tokens.exchange_teams_token(
+            _text_field(data, "teamsToken", 8192), _text_field(data, "appId", 128), _text_field(data, "userId", 128)
+        )
+        return json_response({"token": token.token, "expiresOn": _iso(token.expires_on)})
+
+    return await respond("exchange_teams_token", work)
+
+
+async def mark_deleted_users(req: func.HttpRequest) -> func.HttpResponse:
+    """POST /api/admin/deleted-users: the app says these users are deleted (admin role only)."""
+
+    async def work() -> func.HttpResponse:
+        caller = await _caller(req)
+        if ADMIN_ROLE not in caller.roles:
+            raise Forbidden("Only callers in the admin role may mark users deleted.", code="NotAdmin")
+        data = read_json(req, frozenset({"appUserIds"}))
+        ids = data.get("appUserIds")
+        if (
+            not isinstance(ids, list)
+            or not 0 < len(ids) <= MAX_IDS_PER_REQUEST
+            or not all(isinstance(i, str) and 0 < len(i) <= 1024 for i in ids)
+        ):
+            raise InvalidRequest(
+                f"appUserIds must be a list of 1 to {MAX_IDS_PER_REQUEST} non-empty strings.", code="InvalidField"
+            )
+        marked = await get_runtime().tokens.mark_deleted(ids)
+        log.info("admin %s marked %d users deleted", user_ref(caller.app_user_id), marked)
+        return json_response({"marked": marked}, 202)
+
+    return await respond("mark_deleted_users", work)
+
+
+async def health(req: func.HttpRequest) -> func.HttpResponse:
+    """GET /api/health: 200 when Table Storage and the service's identity answer, else 503."""
+
+    async def work() -> func.HttpResponse:
+        runtime = get_runtime()
+        try:
+            await runtime.store.ping()
+            await runtime.acs.check_credentials()
+        except DependencyUnavailable:
+            return json_response(
+                {"status": "unhealthy", "error": {"code": "DependencyUnavailable", "message": "A dependency is unavailable."}},
+                503,
+                {"Retry-After": "10"},
+            )
+        return json_response({"status": "healthy"})
+
+    return await respond("health", work)

@@ -1,0 +1,237 @@
+"""Who is calling: turns a request's headers into a ``Caller`` with a stable app user id.
+
+Two sources are understood (see the API's "Who the caller is"):
+
+* ``x-ms-client-principal``: base64 JSON set by Static Web Apps or App Service authentication.
+  It is believed only when ``TRUST_CLIENT_PRINCIPAL`` is on, because only behind those platforms
+  is it certain that the header came from the platform and not from the caller (they strip it
+  from incoming requests). Elsewhere anyone could send it, so it is ignored as if absent.
+* ``Authorization: Bearer <jwt>``: an OIDC token verified by ``shared.oidc`` against the
+  configured issuer, audience and algorithms.
+
+When both are present, a trusted principal wins: the platform vouched for it, while the bearer
+token is something the browser chose to send. A trusted principal that is present but malformed
+is refused outright rather than skipped, since the platform does not send broken principals and
+falling back to another identity would hide the problem.
+
+The ids are provider-qualified (``github|abc123``, ``https://issuer|sub``) so two providers'
+users can never share an id. Nothing here ever puts a token or a principal in a message or log.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from shared import oidc
+from shared.errors import Unauthenticated
+from shared.settings import Settings
+
+PRINCIPAL_HEADER = "x-ms-client-principal"
+PRINCIPAL_IDP_HEADER = "x-ms-client-principal-idp"
+AUTHORIZATION_HEADER = "authorization"
+
+#: Real principals are a few hundred bytes to a few KB; anything larger is not one.
+MAX_PRINCIPAL_HEADER_CHARS = 8 * 1024
+MAX_USER_ID_CHARS = 512
+MAX_ROLE_CHARS = 128
+
+#: Providers become the prefix of an id, so they must not contain the "|" separator.
+_PROVIDER = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+
+#: Easy Auth claim types that carry the user id, most preferred first. The object id comes first
+#: because App Service itself uses it as the principal id for Microsoft Entra ID.
+_USER_ID_CLAIMS = (
+    "http://schemas.microsoft.com/identity/claims/objectidentifier",
+    "oid",
+    "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/nameidentifier",
+    "sub",
+)
+_DEFAULT_ROLE_CLAIMS = frozenset({"roles", "http://schemas.microsoft.com/ws/2008/06/identity/claims/role"})
+
+_UNCLEAN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+MISSING_CALLER = "MissingCaller"
+INVALID_PRINCIPAL = "InvalidPrincipal"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The app user making a request."""
+
+    #: Stable and provider-qualified: "<provider>|<user id>" for client principals,
+    #: "<issuer>|<sub>" for bearer tokens. Case-sensitive.
+    app_user_id: str
+    #: From userRoles (Static Web Apps), role claims (Easy Auth) or the "roles" claim (OIDC).
+    roles: frozenset[str]
+    #: "client-principal" or "bearer".
+    source: str
+
+
+class _Malformed(Exception):
+    """A principal that is present but cannot be read; the message says why, without content."""
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    """A header by lower-case name, from a case-insensitive mapping or a plain dict."""
+    value = headers.get(name)
+    if value is None:
+        for key, candidate in headers.items():
+            if isinstance(key, str) and key.lower() == name:
+                return candidate
+    return value
+
+
+def _is_clean(text: str) -> bool:
+    """No control, format, line-separator or lone-surrogate characters (JSON escapes can carry
+    any of them, and they make ids that print alike differ or break encoding later)."""
+    return not any(unicodedata.category(c) in _UNCLEAN_CATEGORIES for c in text)
+
+
+def _text(value: Any, what: str, limit: int) -> str:
+    if value is None:
+        raise _Malformed(f"{what} is missing")
+    if not isinstance(value, str):
+        raise _Malformed(f"{what} is not a string")
+    if not value.strip():
+        raise _Malformed(f"{what} is empty")
+    if len(value) > limit:
+        raise _Malformed(f"{what} is too long")
+    if not _is_clean(value):
+        raise _Malformed(f"{what} contains control characters")
+    return value
+
+
+def _provider(value: Any, what: str) -> str:
+    provider = _text(value, what, 64).strip().lower()
+    if not _PROVIDER.fullmatch(provider):
+        raise _Malformed(f"{what} is not a provider name")
+    return provider
+
+
+def _roles(values: Any, what: str) -> frozenset[str]:
+    if values is None:
+        return frozenset()
+    if not isinstance(values, list):
+        raise _Malformed(f"{what} is not a list")
+    return frozenset(_text(role, f"a role in {what}", MAX_ROLE_CHARS) for role in values)
+
+
+def _decode(raw: str) -> dict[str, Any]:
+    """Base64 (standard or URL-safe, padding optional) JSON object."""
+    if len(raw) > MAX_PRINCIPAL_HEADER_CHARS:
+        raise _Malformed("the principal header is too long")
+    compact = raw.strip().rstrip("=")
+    if not compact:
+        raise _Malformed("the principal header is empty")
+    padded = compact.replace("-", "+").replace("_", "/") + "=" * (-len(compact) % 4)
+    try:
+        data = base64.b64decode(padded, validate=True)
+        document = json.loads(data.decode("utf-8"))
+    except (binascii.Error, ValueError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise _Malformed("the principal header is not base64-encoded JSON") from None
+    except RecursionError:
+        raise _Malformed("the principal header is nested too deeply") from None
+    if not isinstance(document, dict):
+        raise _Malformed("the principal is not a JSON object")
+    return document
+
+
+def _static_web_apps(principal: dict[str, Any]) -> Caller | None:
+    """{identityProvider, userId, userDetails, userRoles}; None for an anonymous principal."""
+    roles = _roles(principal.get("userRoles"), "userRoles")
+    user_id = principal.get("userId")
+    provider = principal.get("identityProvider")
+    if (isinstance(provider, str) and provider.lower() == "anonymous") or (user_id in (None, "") and roles == {"anonymous"}):
+        return None
+    provider = _provider(provider, "identityProvider")
+    user_id = _text(user_id, "userId", MAX_USER_ID_CHARS)
+    return Caller(app_user_id=f"{provider}|{user_id}", roles=roles, source="client-principal")
+
+
+def _easy_auth(principal: dict[str, Any], idp_header: str | None) -> Caller:
+    """{auth_typ, claims: [{typ, val}], name_typ, role_typ} from App Service authentication."""
+    claims = principal.get("claims")
+    if not isinstance(claims, list):
+        raise _Malformed("claims is not a list")
+    by_type: dict[str, list[str]] = {}
+    for claim in claims:
+        if not isinstance(claim, dict) or not isinstance(claim.get("typ"), str) or not isinstance(claim.get("val"), str):
+            raise _Malformed("a claim is not {typ, val} strings")
+        by_type.setdefault(claim["typ"], []).append(claim["val"])
+
+    role_typ = principal.get("role_typ")
+    if role_typ is not None and not isinstance(role_typ, str):
+        raise _Malformed("role_typ is not a string")
+    role_types = _DEFAULT_ROLE_CLAIMS | ({role_typ} if role_typ else set())
+    roles = _roles([v for t in role_types for v in by_type.get(t, [])], "the role claims")
+
+    auth_typ = principal.get("auth_typ")
+    provider = _provider(auth_typ if auth_typ not in (None, "") else idp_header, "auth_typ")
+    user_id = next((by_type[t][0] for t in _USER_ID_CLAIMS if by_type.get(t)), None)
+    if user_id is None:
+        raise _Malformed("no claim carries a user id")
+    user_id = _text(user_id, "the user id claim", MAX_USER_ID_CHARS)
+    return Caller(app_user_id=f"{provider}|{user_id}", roles=roles, source="client-principal")
+
+
+def caller_from_client_principal(raw: str, idp_header: str | None = None) -> Caller | None:
+    """The caller named by an ``x-ms-client-principal`` value, or None for an anonymous one.
+
+    Raises ``Unauthenticated`` (InvalidPrincipal) for anything malformed, and nothing else.
+    """
+    try:
+        principal = _decode(raw)
+        if "identityProvider" in principal or "userId" in principal or "userRoles" in principal:
+            return _static_web_apps(principal)
+        if "claims" in principal or "auth_typ" in principal:
+            return _easy_auth(principal, idp_header)
+        raise _Malformed("the principal has neither the Static Web Apps nor the App Service shape")
+    except _Malformed as problem:
+        raise Unauthenticated(f"The client principal is not valid: {problem}", code=INVALID_PRINCIPAL) from None
+
+
+def _bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer`` header; None for no header or another scheme."""
+    if authorization is None:
+        return None
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip()
+
+
+async def identify_caller(headers: Mapping[str, str], settings: Settings) -> Caller:
+    """The caller of a request, from its headers (trusted client principal first, then bearer).
+
+    Raises ``Unauthenticated`` with code MissingCaller, InvalidPrincipal or InvalidBearerToken;
+    ``DependencyUnavailable`` when the token issuer cannot be reached to check a bearer token.
+    """
+    if settings.trust_client_principal:
+        raw = _header(headers, PRINCIPAL_HEADER)
+        if raw is not None:
+            caller = caller_from_client_principal(raw, _header(headers, PRINCIPAL_IDP_HEADER))
+            if caller is not None:
+                return caller
+
+    token = _bearer_token(_header(headers, AUTHORIZATION_HEADER))
+    if token is None:
+        raise Unauthenticated("Sign in first: the request carries no caller identity", code=MISSING_CALLER)
+    if not (settings.oidc_issuer and settings.oidc_audience):
+        raise Unauthenticated(
+            "Bearer tokens are not configured for this service (no OIDC issuer is set)", code=oidc.INVALID_BEARER
+        )
+    verified = await oidc.verify_bearer_token(
+        token, issuer=settings.oidc_issuer, audience=settings.oidc_audience, algorithms=settings.oidc_algorithms
+    )
+    return Caller(app_user_id=f"{verified.issuer}|{verified.subject}", roles=verified.roles, source="bearer")
+
+
+async def close() -> None:
+    """Release the bearer-token verifier's HTTP session and key cache (tests; shutdown)."""
+    await oidc.close()

@@ -1,0 +1,191 @@
+"""The sweep that deletes the ACS identities of deleted app users.
+
+ACS cannot list identities, so an identity whose mapping is lost is an orphan forever: the sweep
+therefore always deletes in the order identity → mapping → tombstone. A crash between any two
+steps leaves something the next run finds again and finishes (ACS's 404 counts as done).
+
+Tombstones are kept, marked swept, for CLEANUP_TOMBSTONE_RETENTION_HOURS: while one exists the
+token service refuses the user, so a request that raced the sweep cannot quietly give a deleted
+account a new identity; every later sweep re-checks the mapping until the tombstone goes.
+
+Optionally (CLEANUP_INACTIVE_DAYS) users not seen for that many days lose their identity too,
+without a tombstone: they are not deleted, so coming back simply gives them a new identity.
+
+The sweep's cost grows with the tombstones, not with all users (they share one partition); it
+runs a bounded number of workers, pauses them all on ACS's Retry-After (429/503), and stops
+taking work when its time budget is spent, leaving the rest for the next run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import AsyncIterator
+
+from .acs_identity import AcsIdentityClient
+from .errors import DependencyUnavailable
+from .identity_store import IdentityStore, Mapping, Tombstone
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+_ATTEMPTS = 6
+
+
+@dataclass
+class SweepReport:
+    """What one run did; logged as one summary line."""
+
+    dry_run: bool
+    found: int = 0
+    deleted: int = 0
+    already_gone: int = 0
+    retained: int = 0
+    failed: int = 0
+    left: int = 0
+    inactive: int = 0
+    table_operations: int = 0
+    acs_deletes: int = 0
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        return (
+            f"cleanup {'dry run ' if self.dry_run else ''}found={self.found} deleted={self.deleted} "
+            f"already_gone={self.already_gone} retained={self.retained} failed={self.failed} left={self.left} "
+            f"inactive={self.inactive} seconds={self.seconds:.1f}"
+        )
+
+
+@dataclass
+class _Pacer:
+    """One shared pause: when ACS says Retry-After, every worker waits, not just the one told."""
+
+    resume_at: float = 0.0
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def pause(self, seconds: float) -> None:
+        self.resume_at = max(self.resume_at, time.monotonic() + seconds)
+
+    async def wait(self) -> None:
+        delay = self.resume_at - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+class Sweeper:
+    def __init__(self, settings: Settings, store: IdentityStore, acs: AcsIdentityClient) -> None:
+        self._settings = settings
+        self._store = store
+        self._acs = acs
+
+    async def run(self) -> SweepReport:
+        started = time.monotonic()
+        deadline = started + self._settings.cleanup_time_budget_seconds
+        report = SweepReport(dry_run=self._settings.cleanup_dry_run)
+        queue: asyncio.Queue[Tombstone | Mapping | None] = asyncio.Queue(maxsize=self._settings.cleanup_concurrency * 4)
+        pacer = _Pacer()
+        workers = [
+            asyncio.create_task(self._work(queue, pacer, deadline, report))
+            for _ in range(self._settings.cleanup_concurrency)
+        ]
+        try:
+            async for page in self._work_pages():
+                report.table_operations += 1
+                for item in page:
+                    report.found += 1
+                    if time.monotonic() >= deadline:
+                        report.left += 1
+                        continue
+                    await queue.put(item)
+        finally:
+            for _ in workers:
+                await queue.put(None)
+            await asyncio.gather(*workers)
+        report.seconds = time.monotonic() - started
+        log.info(report.summary())
+        return report
+
+    async def _work_pages(self) -> AsyncIterator[list[Tombstone | Mapping]]:
+        """Tombstones first, then (when switched on) mappings of users not seen for
+        CLEANUP_INACTIVE_DAYS, a page at a time."""
+        async for page in self._store.tombstone_pages(page_size=1000):
+            yield page
+        if self._settings.cleanup_inactive_days > 0:
+            cutoff = datetime.now(timezone.utc) - timedelta(days=self._settings.cleanup_inactive_days)
+            async for page in self._store.inactive_mapping_pages(cutoff, page_size=1000):
+                yield page
+
+    async def _work(self, queue: asyncio.Queue[Tombstone | Mapping | None], pacer: _Pacer, deadline: float, report: SweepReport) -> None:
+        while (item := await queue.get()) is not None:
+            for _ in range(_ATTEMPTS):
+                await pacer.wait()
+                if time.monotonic() >= deadline:
+                    report.left += 1
+                    break
+                try:
+                    if isinstance(item, Mapping):
+                        await self._sweep_inactive(item, report)
+                    else:
+                        await self._sweep_one(item, report)
+                    break
+                except DependencyUnavailable as error:
+                    pacer.pause(error.retry_after)
+            else:
+                report.failed += 1
+                log.warning("cleanup could not finish one user after %d attempts; the next run retries", _ATTEMPTS)
+
+    async def _sweep_one(self, tombstone: Tombstone, report: SweepReport) -> None:
+        """Identity, then mapping, then tombstone: each step safe to repeat."""
+        now = datetime.now(timezone.utc)
+        mapping = await self._store.get(tombstone.app_user_id)
+        report.table_operations += 1
+        if self._settings.cleanup_dry_run:
+            if mapping is None:
+                report.already_gone += 1
+            else:
+                report.deleted += 1  # would delete
+            return
+        deleted = False
+        for _ in range(3):
+            if mapping is None:
+                break
+            report.acs_deletes += 1
+            deleted = await self._acs.delete_identity(mapping.communication_user_id) or deleted
+            removed = await self._store.remove(mapping)
+            report.table_operations += 1
+            if removed:
+                break
+            mapping = await self._store.get(tombstone.app_user_id)  # changed under us: delete what it is now
+            report.table_operations += 1
+        if deleted:
+            report.deleted += 1
+        elif tombstone.swept_at is not None:
+            report.retained += 1
+        else:
+            report.already_gone += 1
+
+        retention = timedelta(hours=self._settings.cleanup_tombstone_retention_hours)
+        if retention <= timedelta(0) or (tombstone.swept_at is not None and now - tombstone.swept_at >= retention):
+            await self._store.remove_tombstone(tombstone.app_user_id)
+            report.table_operations += 1
+        elif tombstone.swept_at is None:
+            await self._store.mark_swept(tombstone.app_user_id)
+            report.table_operations += 1
+
+    async def _sweep_inactive(self, mapping: Mapping, report: SweepReport) -> None:
+        """An inactive user's identity goes without a tombstone: if they come back they simply
+        get a new identity. The mapping delete is conditional on its etag, so a user seen again
+        since the scan keeps their mapping (which the next request repairs if needed)."""
+        report.inactive += 1
+        if self._settings.cleanup_dry_run:
+            return
+        report.acs_deletes += 1
+        if await self._acs.delete_identity(mapping.communication_user_id):
+            report.deleted += 1
+        else:
+            report.already_gone += 1
+        await self._store.remove(mapping)
+        report.table_operations += 1

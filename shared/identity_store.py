@@ -1,0 +1,299 @@
+"""The app-user → ACS-identity mapping and the deleted-user tombstones, in Azure Table Storage.
+
+This module knows Table Storage and nothing of HTTP or ACS. Schema (one table, IDENTITY_TABLE_NAME):
+
+- mapping:   PartitionKey = key(appUserId), RowKey = "identity";
+             AppUserId, CommunicationUserId, CreatedAt, LastSeenAt
+- tombstone: PartitionKey = "tombstones", RowKey = key(appUserId); AppUserId, MarkedAt, SweptAt?
+
+A mapping is a point read (one partition per user, so no hot partition); all tombstones share one
+partition so that a sweep lists only deleted users and marking is a batch transaction. An app
+backend may write tombstones directly with this schema (SweptAt absent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
+from urllib.parse import quote
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+
+from .credentials import get_credential
+from .errors import DependencyUnavailable
+from .retry import pipeline_options
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+MAPPING_ROW = "identity"
+TOMBSTONE_PARTITION = "tombstones"
+_MAX_KEY_CHARS = 512
+
+
+def table_key(app_user_id: str) -> str:
+    """A Table key for any user id: percent-escapes what keys forbid (/ \\ # ? control characters)
+    and '%' itself, so distinct ids never collide; very long ids fall back to a SHA-256 digest."""
+    escaped = quote(app_user_id, safe="!$&'()*+,;=:@-._~|")
+    if len(escaped) <= _MAX_KEY_CHARS:
+        return escaped
+    return "sha256-" + hashlib.sha256(app_user_id.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """One app user's ACS identity. ``etag`` makes repairs and deletes conditional."""
+
+    app_user_id: str
+    communication_user_id: str
+    etag: str
+    last_seen: datetime | None
+
+
+@dataclass(frozen=True)
+class Tombstone:
+    """An app user the app has deleted; ``swept_at`` once the sweep has deleted their identity."""
+
+    app_user_id: str
+    marked_at: datetime | None
+    swept_at: datetime | None
+
+
+def _mapping(entity: Any) -> Mapping:
+    return Mapping(
+        app_user_id=entity["AppUserId"],
+        communication_user_id=entity["CommunicationUserId"],
+        etag=entity.metadata["etag"],
+        last_seen=entity.get("LastSeenAt"),
+    )
+
+
+def _tombstone(entity: Any) -> Tombstone:
+    return Tombstone(app_user_id=entity["AppUserId"], marked_at=entity.get("MarkedAt"), swept_at=entity.get("SweptAt"))
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class IdentityStore:
+    """The mapping table through one long-lived async TableClient, created on first use."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._client: Any = None
+        self._table_ready = False
+
+    def _table(self) -> Any:
+        if self._client is None:
+            from azure.data.tables.aio import TableClient
+
+            options = pipeline_options(self._settings.dependency_timeout_seconds)
+            if self._settings.tables_endpoint:
+                self._client = TableClient(
+                    endpoint=self._settings.tables_endpoint,
+                    table_name=self._settings.identity_table,
+                    credential=get_credential(),
+                    **options,
+                )
+            else:
+                self._client = TableClient.from_connection_string(
+                    self._settings.tables_connection_string, table_name=self._settings.identity_table, **options
+                )
+        return self._client
+
+    async def _call(self, operation: str, call: Callable[[Any], Awaitable[T]]) -> T:
+        """Run one table operation inside the time budget; a missing table is created once
+        (Bicep creates it in Azure; local emulators start empty)."""
+        try:
+            try:
+                return await asyncio.wait_for(call(self._table()), self._settings.dependency_timeout_seconds)
+            except ResourceNotFoundError as error:
+                if self._table_ready or getattr(error, "error_code", None) != "TableNotFound":
+                    raise
+                await self._create_table()
+                return await asyncio.wait_for(call(self._table()), self._settings.dependency_timeout_seconds)
+        except (ResourceNotFoundError, ResourceExistsError, ResourceModifiedError):
+            raise
+        except asyncio.TimeoutError:
+            log.warning("table %s timed out", operation)
+            raise DependencyUnavailable("Table Storage did not answer in time.") from None
+        except ClientAuthenticationError as error:
+            log.warning("table %s: credentials refused or unavailable (%s)", operation, type(error).__name__)
+            raise DependencyUnavailable("Table Storage could not be reached with the service's identity.") from None
+        except (HttpResponseError, ServiceRequestError, ServiceResponseError, OSError, ValueError) as error:
+            log.warning("table %s failed: %s", operation, type(error).__name__)
+            raise DependencyUnavailable("Table Storage is unavailable; try again shortly.") from None
+
+    async def _create_table(self) -> None:
+        try:
+            await self._table().create_table()
+        except ResourceExistsError:
+            pass
+        self._table_ready = True
+
+    async def get(self, app_user_id: str) -> Mapping | None:
+        """Point read of the user's mapping."""
+        try:
+            entity = await self._call("get", lambda t: t.get_entity(table_key(app_user_id), MAPPING_ROW))
+        except ResourceNotFoundError:
+            return None
+        return _mapping(entity)
+
+    async def is_tombstoned(self, app_user_id: str) -> bool:
+        try:
+            await self._call("get_tombstone", lambda t: t.get_entity(TOMBSTONE_PARTITION, table_key(app_user_id), select=["AppUserId"]))
+        except ResourceNotFoundError:
+            return False
+        return True
+
+    async def lookup(self, app_user_id: str) -> tuple[Mapping | None, bool]:
+        """The mapping and whether the user is tombstoned, read concurrently (one latency)."""
+        mapping, tombstoned = await asyncio.gather(self.get(app_user_id), self.is_tombstoned(app_user_id))
+        return mapping, tombstoned
+
+    async def insert(self, app_user_id: str, communication_user_id: str) -> bool:
+        """Create the mapping only if none exists; False when another call won the race."""
+        now = _now()
+        entity = {
+            "PartitionKey": table_key(app_user_id),
+            "RowKey": MAPPING_ROW,
+            "AppUserId": app_user_id,
+            "CommunicationUserId": communication_user_id,
+            "CreatedAt": now,
+            "LastSeenAt": now,
+        }
+        try:
+            await self._call("insert", lambda t: t.create_entity(entity))
+        except ResourceExistsError:
+            return False
+        return True
+
+    async def replace(self, mapping: Mapping, communication_user_id: str) -> bool:
+        """Point the user at a new identity, only if the mapping is still the one read."""
+        entity = {
+            "PartitionKey": table_key(mapping.app_user_id),
+            "RowKey": MAPPING_ROW,
+            "AppUserId": mapping.app_user_id,
+            "CommunicationUserId": communication_user_id,
+            "CreatedAt": _now(),
+            "LastSeenAt": _now(),
+        }
+        try:
+            await self._call(
+                "replace",
+                lambda t: t.update_entity(entity, mode="replace", etag=mapping.etag, match_condition=MatchConditions.IfNotModified),
+            )
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return False
+        return True
+
+    async def remove(self, mapping: Mapping) -> bool:
+        """Delete the mapping only if unchanged since read; False if it changed or is gone."""
+        try:
+            await self._call(
+                "remove",
+                lambda t: t.delete_entity(
+                    table_key(mapping.app_user_id), MAPPING_ROW, etag=mapping.etag, match_condition=MatchConditions.IfNotModified
+                ),
+            )
+        except ResourceModifiedError:
+            return False
+        except ResourceNotFoundError:
+            return False
+        return True
+
+    async def touch(self, mapping: Mapping) -> None:
+        """Record that the user was seen (feeds the optional inactivity cleanup)."""
+        entity = {"PartitionKey": table_key(mapping.app_user_id), "RowKey": MAPPING_ROW, "LastSeenAt": _now()}
+        try:
+            await self._call("touch", lambda t: t.update_entity(entity, mode="merge"))
+        except ResourceNotFoundError:
+            pass
+
+    async def mark_deleted(self, app_user_ids: list[str]) -> int:
+        """Upsert tombstones in batch transactions (one partition, at most 100 per batch)."""
+        unique = list(dict.fromkeys(app_user_ids))
+        now = _now()
+        for start in range(0, len(unique), 100):
+            operations = [
+                ("upsert", {"PartitionKey": TOMBSTONE_PARTITION, "RowKey": table_key(u), "AppUserId": u, "MarkedAt": now}, {"mode": "replace"})
+                for u in unique[start:start + 100]
+            ]
+            await self._call("mark_deleted", lambda t, ops=operations: t.submit_transaction(ops))
+        return len(unique)
+
+    async def tombstone_pages(self, page_size: int = 1000) -> AsyncIterator[list[Tombstone]]:
+        """Every tombstone, a page at a time."""
+        async for page in self._pages("list_tombstones", "PartitionKey eq @p", {"p": TOMBSTONE_PARTITION}, page_size):
+            yield [_tombstone(e) for e in page]
+
+    async def _pages(self, operation: str, query: str, parameters: dict[str, Any], page_size: int) -> AsyncIterator[list[Any]]:
+        """A query's results a page at a time, following continuation tokens, each page read
+        inside the time budget."""
+        continuation: Any = None
+        while True:
+            async def fetch(t: Any, token: Any = continuation) -> tuple[list[Any], Any]:
+                pages = t.query_entities(query, parameters=parameters, results_per_page=page_size).by_page(
+                    continuation_token=token
+                )
+                try:
+                    page = [e async for e in await pages.__anext__()]
+                except StopAsyncIteration:
+                    return [], None
+                return page, pages.continuation_token
+
+            try:
+                page, continuation = await self._call(operation, fetch)
+            except ResourceNotFoundError:
+                return
+            if page:
+                yield page
+            if not continuation:
+                return
+
+    async def inactive_mapping_pages(self, seen_before: datetime, page_size: int = 1000) -> AsyncIterator[list[Mapping]]:
+        """Mappings last seen before ``seen_before`` (a table scan: only used when inactivity
+        cleanup is switched on)."""
+        async for page in self._pages("list_inactive", "RowKey eq @r and LastSeenAt lt @t",
+                                      {"r": MAPPING_ROW, "t": seen_before}, page_size):
+            yield [_mapping(e) for e in page]
+
+    async def mark_swept(self, app_user_id: str) -> None:
+        entity = {"PartitionKey": TOMBSTONE_PARTITION, "RowKey": table_key(app_user_id), "SweptAt": _now()}
+        try:
+            await self._call("mark_swept", lambda t: t.update_entity(entity, mode="merge"))
+        except ResourceNotFoundError:
+            pass
+
+    async def remove_tombstone(self, app_user_id: str) -> None:
+        try:
+            await self._call("remove_tombstone", lambda t: t.delete_entity(TOMBSTONE_PARTITION, table_key(app_user_id)))
+        except ResourceNotFoundError:
+            pass
+
+    async def ping(self) -> None:
+        """A cheap read proving the table is reachable with the service's identity."""
+        try:
+            await self._call("ping", lambda t: t.get_entity(TOMBSTONE_PARTITION, "~health", select=["PartitionKey"]))
+        except ResourceNotFoundError:
+            pass
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None

@@ -1,0 +1,22 @@
+"""azure-core pipeline options shared by every SDK client, configured once.
+
+azure-core's retry policy already retries 408/429/5xx (POST included) with exponential backoff and
+honours Retry-After; the service only bounds it, so a request fails fast (503 with Retry-After)
+instead of hanging its caller. The cleanup sweep passes ``retries=0``: it paces itself on
+Retry-After across all its workers rather than letting each one sleep.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def pipeline_options(timeout_seconds: float, retries: int = 3) -> dict[str, Any]:
+    """Keyword arguments for an SDK client: a short retry budget inside ``timeout_seconds``."""
+    return {
+        "retry_total": retries,
+        "retry_backoff_factor": 0.2,
+        "retry_backoff_max": 2,
+        "connection_timeout": min(5.0, timeout_seconds),
+        "read_timeout": timeout_seconds,
+    }

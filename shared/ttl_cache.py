@@ -1,0 +1,52 @@
+"""A small bounded in-process cache with per-entry expiry.
+
+It keeps the warm token path free of table reads: ACS's own 404 is the signal that a cached
+identity was deleted, and the TTL bounds how long another instance's changes go unseen.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from typing import Generic, Hashable, TypeVar
+
+V = TypeVar("V")
+
+
+class TtlCache(Generic[V]):
+    """Least-recently-used eviction beyond ``max_entries``; entries expire after ``ttl_seconds``."""
+
+    def __init__(self, ttl_seconds: float, max_entries: int) -> None:
+        self._ttl = ttl_seconds
+        self._max = max_entries
+        self._entries: OrderedDict[Hashable, tuple[float, V]] = OrderedDict()
+
+    def get(self, key: Hashable) -> V | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        stored_at, value = entry
+        if time.monotonic() - stored_at > self._ttl:
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return value
+
+    def put(self, key: Hashable, value: V) -> None:
+        if self._ttl <= 0:
+            return
+        self._entries[key] = (time.monotonic(), value)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._max:
+            self._entries.popitem(last=False)
+
+    def pop(self, key: Hashable) -> None:
+        self._entries.pop(key, None)
+
+    def drop_where(self, predicate) -> None:
+        """Remove every entry whose key matches (e.g. all tokens of one identity)."""
+        for key in [k for k in self._entries if predicate(k)]:
+            del self._entries[key]
+
+    def __len__(self) -> int:
+        return len(self._entries)
