@@ -38,7 +38,7 @@ async def exchange_teams_token(req: func.HttpRequest) -> func.HttpResponse:
     return await api.exchange_teams_token(req)
 
 
-@app.route(route="admin/deleted-users", methods=["POST"])
+@app.route(route="manage/deleted-users", methods=["POST"])
 async def mark_deleted_users(req: func.HttpRequest) -> func.HttpResponse:
     return await api.mark_deleted_users(req)
 

@@ -176,12 +176,13 @@ class Stack:
         ctx = ssl.create_default_context(cafile=str(pki.ca_cert))
         py = sys.executable
 
+        # Secrets travel in the environment (IDENTITY_HEADER, ACS_EMULATOR_ACCESS_KEY), not argv.
         self._start("identity", [py, "-m", "devstack.identity_endpoint", "--host", HOST, "--port", str(PORTS["identity"]),
-                                 "--state-dir", str(STATE), "--identity-header", s.identity_header], env)
+                                 "--state-dir", str(STATE)], env)
         acs_state = ["--state-file", str(STATE / "acs-emulator.json")] if self.persistent else []
         self._start("acs", [py, "-m", "devstack.acs_emulator", "--host", HOST, "--port", str(PORTS["acs"]),
-                            "--state-dir", str(STATE), "--access-key", s.acs_access_key,
-                            "--resource-id", s.acs_resource_id, *acs_state], env)
+                            "--state-dir", str(STATE), "--resource-id", s.acs_resource_id, *acs_state],
+                    {**env, "ACS_EMULATOR_ACCESS_KEY": s.acs_access_key})
         azurite_state = ["--location", str(STATE / "azurite")] if self.persistent else ["--inMemoryPersistence"]
         self._start("azurite", [str(BIN / "azurite"), "--blobHost", HOST, "--queueHost", HOST, "--tableHost", HOST,
                                 "--blobPort", str(PORTS["blob"]), "--queuePort", str(PORTS["queue"]),

@@ -133,7 +133,7 @@ async def exchange_teams_token(req: func.HttpRequest) -> func.HttpResponse:
 
 
 async def mark_deleted_users(req: func.HttpRequest) -> func.HttpResponse:
-    """POST /api/admin/deleted-users: the app says these users are deleted (admin role only)."""
+    """POST /api/manage/deleted-users: the app says these users are deleted (admin role only)."""
 
     async def work() -> func.HttpResponse:
         caller = await _caller(req)

@@ -64,7 +64,7 @@ def test_every_function_route_is_documented_and_nothing_else():
         ("delete", "/identity", None, True),
         ("post", "/token/revoke", None, True),
         ("post", "/teams/token", {"teamsToken": "x"}, True),
-        ("post", "/admin/deleted-users", {"appUserIds": ["a"]}, True),
+        ("post", "/manage/deleted-users", {"appUserIds": ["a"]}, True),
         ("get", "/health", None, False),
     ],
 )

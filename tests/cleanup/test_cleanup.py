@@ -1,0 +1,146 @@
+"""Deleted app users lose their ACS identities: the admin endpoint records tombstones and the
+timer function cleanup_deleted_users (run by hand, as Azure Functions runs non-HTTP functions)
+deletes identity, mapping and then retires the tombstone."""
+
+from __future__ import annotations
+
+import signal
+import time
+from typing import Callable
+
+import pytest
+import requests
+
+from tests.conftest import Api, Emulator, FunctionHost, User, new_user
+
+ADMIN = ("anonymous", "authenticated", "admin")
+
+
+def _wait_for(condition: Callable[[], bool], seconds: float = 90, what: str = "condition") -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _users_with_tokens(api: Api, count: int) -> list[tuple[User, dict]]:
+    users = [new_user() for _ in range(count)]
+    return [(u, api.token(u).json()) for u in users]
+
+
+def _mark(api: Api, users: list[User]) -> requests.Response:
+    return api.call("POST", "/api/manage/deleted-users", new_user(ADMIN), json={"appUserIds": [u.app_user_id for u in users]})
+
+
+def _run_cleanup(base: str) -> None:
+    response = requests.post(f"{base}/admin/functions/cleanup_deleted_users", json={"input": ""}, timeout=30)
+    assert response.status_code == 202
+
+
+def _swept(table, users: list[User]) -> bool:
+    rows = {r["AppUserId"]: r for r in table.query_entities("PartitionKey eq 'tombstones'")}
+    return all(u.app_user_id in rows and rows[u.app_user_id].get("SweptAt") for u in users)
+
+
+def test_ordinary_user_cannot_mark_users_deleted(api: Api):
+    victim = new_user()
+    api.token(victim)
+    response = api.call("POST", "/api/manage/deleted-users", new_user(), json={"appUserIds": [victim.app_user_id]})
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "NotAdmin"
+    assert api.token(victim).status_code == 200
+
+
+def test_anonymous_caller_cannot_mark_users_deleted(api: Api):
+    response = api.call("POST", "/api/manage/deleted-users", json={"appUserIds": ["github|x"]})
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize("body", [{}, {"appUserIds": []}, {"appUserIds": "github|x"}, {"appUserIds": [1]}, {"ids": ["a"]}])
+def test_malformed_deleted_users_request_is_rejected(api: Api, body: dict):
+    response = api.call("POST", "/api/manage/deleted-users", new_user(ADMIN), json=body)
+    assert response.status_code == 400
+
+
+def test_tombstoned_user_is_refused_a_token_before_the_sweep(api: Api, emulator: Emulator):
+    user = new_user()
+    issued = api.token(user).json()
+    assert _mark(api, [user]).json() == {"marked": 1}
+    response = api.token(user, fresh=True)
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "AccountDeleted"
+    assert issued["communicationUserId"] in emulator.identities()  # the sweep, not the request, deletes
+
+
+def test_sweep_deletes_tombstoned_identities_and_leaves_others(api: Api, emulator: Emulator, stack: dict, table):
+    doomed = _users_with_tokens(api, 5)
+    kept = _users_with_tokens(api, 3)
+    assert _mark(api, [u for u, _ in doomed]).status_code == 202
+
+    _run_cleanup(stack["functionHost"])
+    _wait_for(lambda: _swept(table, [u for u, _ in doomed]), what="tombstones swept")
+
+    live = emulator.identities()
+    for user, issued in doomed:
+        assert issued["communicationUserId"] not in live
+        assert emulator.verify(issued["token"])["reason"] == "deleted"
+        assert list(table.query_entities("AppUserId eq @u and RowKey eq 'identity'", parameters={"u": user.app_user_id})) == []
+    for user, issued in kept:
+        assert issued["communicationUserId"] in live
+        assert emulator.verify(issued["token"])["valid"]
+    # Within the tombstone's retention a deleted account is still refused: no resurrection.
+    assert api.token(doomed[0][0], fresh=True).status_code == 403
+
+
+def test_sweep_survives_acs_throttling_and_outages(api: Api, emulator: Emulator, stack: dict, table):
+    doomed = _users_with_tokens(api, 6)
+    _mark(api, [u for u, _ in doomed])
+    emulator.fault(429, count=4, operations=["deleteIdentity"], retry_after=1)
+    try:
+        _run_cleanup(stack["functionHost"])
+        time.sleep(0.5)
+        emulator.fault(503, count=4, operations=["deleteIdentity"], retry_after=1)
+        _wait_for(lambda: _swept(table, [u for u, _ in doomed]), what="tombstones swept despite faults")
+    finally:
+        emulator.clear_faults()
+    live = emulator.identities()
+    assert all(issued["communicationUserId"] not in live for _, issued in doomed)
+
+
+def test_sweep_killed_midway_finishes_on_rerun(api: Api, emulator: Emulator, stack: dict, table):
+    doomed = _users_with_tokens(api, 12)
+    _mark(api, [u for u, _ in doomed])
+    ids = {issued["communicationUserId"] for _, issued in doomed}
+    emulator.configure(latencyMs=300)
+    slow = FunctionHost(stack, {"CLEANUP_CONCURRENCY": "1"}, "cleanup-killed")
+    try:
+        _run_cleanup(slow.base)
+        _wait_for(lambda: len(ids - emulator.identities()) >= 2, what="the sweep to start deleting")
+        slow.proc.send_signal(signal.SIGKILL)  # a crash, not a graceful stop
+        slow.proc.wait(10)
+    finally:
+        emulator.configure(latencyMs=0)
+        slow.stop()
+    assert ids & emulator.identities(), "the sweep should have been killed before finishing"
+
+    _run_cleanup(stack["functionHost"])
+    _wait_for(lambda: _swept(table, [u for u, _ in doomed]), what="rerun to finish the sweep")
+    assert not ids & emulator.identities()
+    for user, _ in doomed:
+        assert list(table.query_entities("AppUserId eq @u and RowKey eq 'identity'", parameters={"u": user.app_user_id})) == []
+
+
+def test_dry_run_reports_without_deleting(api: Api, emulator: Emulator, stack: dict, table):
+    doomed = _users_with_tokens(api, 2)
+    _mark(api, [u for u, _ in doomed])
+    dry = FunctionHost(stack, {"CLEANUP_DRY_RUN": "true"}, "cleanup-dry-run")
+    try:
+        _run_cleanup(dry.base)
+        _wait_for(lambda: "cleanup dry run" in dry.log.read_text(), what="the dry run's summary")
+    finally:
+        dry.stop()
+    live = emulator.identities()
+    assert all(issued["communicationUserId"] in live for _, issued in doomed)
+    assert not _swept(table, [u for u, _ in doomed])
