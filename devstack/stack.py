@@ -36,8 +36,13 @@ ROOT = Path(__file__).resolve().parent.parent
 STATE = ROOT / ".devstack"
 BIN = ROOT / "node_modules" / ".bin"
 HOST = "127.0.0.1"
-PORTS = {"swa": 4280, "functions": 7071, "acs": 7090, "identity": 7092, "oidc": 7093,
-         "blob": 10000, "queue": 10001, "table": 10002}
+# DEVSTACK_PORT_OFFSET shifts every port, so a second stack (say, a benchmark beside a test
+# run) can run on the same machine; its description then goes to .devstack/stack-<offset>.json.
+OFFSET = int(os.environ.get("DEVSTACK_PORT_OFFSET", "0"))
+PORTS = {name: port + OFFSET for name, port in {
+    "swa": 4280, "functions": 7071, "acs": 7090, "identity": 7092, "oidc": 7093,
+    "blob": 10000, "queue": 10001, "table": 10002}.items()}
+STACK_FILE = ROOT / "local.stack.json" if OFFSET == 0 else STATE / f"stack-{OFFSET}.json"
 # Azurite's documented development account: public, the same on every machine, not a secret.
 AZURITE_ACCOUNT = "devstoreaccount1"
 AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
@@ -132,7 +137,7 @@ class Stack:
         self.persistent = persistent
         self.quiet = quiet
         self.procs: list[tuple[str, subprocess.Popen]] = []
-        self.logs = STATE / "logs"
+        self.logs = STATE / ("logs" if OFFSET == 0 else f"logs-{OFFSET}")
 
     def _start(self, name: str, argv: list[str], env: dict, cwd: Path = ROOT) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -197,7 +202,7 @@ class Stack:
 
         # The dev stack uses the user's local.settings.json (written only when absent); a test run
         # always uses fresh settings of its own, so a user's edits cannot change what tests see.
-        settings_file = ROOT / "local.settings.json" if self.persistent else STATE / "test.settings.json"
+        settings_file = ROOT / "local.settings.json" if self.persistent else STATE / f"test-{OFFSET}.settings.json"
         if not settings_file.exists() or not self.persistent:
             settings_file.write_text(json.dumps({"IsEncrypted": False, "Values": _app_settings(stack)}, indent=2) + "\n")
         func = shutil.which("func")
@@ -215,7 +220,7 @@ class Stack:
         self._wait("swa", url=f"http://{HOST}:{PORTS['swa']}/", timeout=120)
 
         stack["functionSettingsFile"] = str(settings_file)
-        (ROOT / "local.stack.json").write_text(json.dumps(stack, indent=2) + "\n")
+        STACK_FILE.write_text(json.dumps(stack, indent=2) + "\n")
         return stack
 
     def down(self) -> None:
@@ -231,7 +236,7 @@ class Stack:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
-        (ROOT / "local.stack.json").unlink(missing_ok=True)
+        STACK_FILE.unlink(missing_ok=True)
 
 
 def main() -> int:
@@ -261,7 +266,7 @@ def main() -> int:
             print(f"stopping: {', '.join(dead)} exited; see {stack.logs}/")
             return 1
         cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
-        env = {**os.environ, **_runtime_env(info)}
+        env = {**os.environ, **_runtime_env(info), "LOCAL_STACK_FILE": str(STACK_FILE)}
         return subprocess.call(cmd, cwd=ROOT, env=env)
     except KeyboardInterrupt:
         return 0

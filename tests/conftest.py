@@ -102,7 +102,7 @@ class Emulator:
 
 @pytest.fixture(scope="session")
 def stack() -> dict:
-    path = ROOT / "local.stack.json"
+    path = Path(os.environ.get("LOCAL_STACK_FILE", ROOT / "local.stack.json"))
     if not path.exists():
         pytest.fail("local.stack.json is missing: run the tests with `make test`, which starts the local stack")
     return json.loads(path.read_text())
@@ -147,7 +147,7 @@ class FunctionHost:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, **overrides}
-        self.log = ROOT / ".devstack" / "logs" / f"functions-{name}.log"
+        self.log = ROOT / ".devstack" / f"functions-{name}-{self.port}.log"
         self.log.parent.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "devstack.funchost", "--app-dir", str(ROOT), "--host", "127.0.0.1",
