@@ -38,6 +38,7 @@ dev: install web
 	$(PY) -m devstack.stack up
 
 test: install web browser checkov
+	node --test web/test/
 	$(PY) -m devstack.stack run -- $(PY) -m pytest tests
 
 bench: install web

@@ -214,7 +214,7 @@ class Stack:
         self._wait("functions", url=f"http://{HOST}:{PORTS['functions']}/admin/host/status")
 
         web = ROOT / "web" / "dist"
-        self._start("swa", [str(BIN / "swa"), "start", str(web), "--api-devserver-url",
+        self._start("swa", [str(BIN / "swa"), "start", str(web), "--swa-config-location", str(web), "--api-devserver-url",
                             f"http://{HOST}:{PORTS['functions']}", "--host", HOST, "--port", str(PORTS["swa"]),
                             "--open", "false"], {**env, "SWA_CLI_DISABLE_TELEMETRY": "1"})
         self._wait("swa", url=f"http://{HOST}:{PORTS['swa']}/", timeout=120)

@@ -1,0 +1,211 @@
+"""The HTTP face of the emulator: the ACS Identity routes (authenticated, throttled) and the
+unauthenticated ``/_emulator/`` control surface for tests and benchmarks."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+from aiohttp import web
+from cryptography.hazmat.primitives import serialization
+
+from .auth import verify_bearer, verify_hmac
+from .config import SUPPORTED_API_VERSIONS, EmulatorConfig
+from .errors import ApiError, denied
+from .limits import Governor, Settings
+from .service import IdentityService
+from .store import IdentityStore
+from .tokens import TokenMinter
+
+SERVICE = web.AppKey("service", IdentityService)
+GOVERNOR = web.AppKey("governor", Governor)
+
+
+@dataclass(frozen=True)
+class Call:
+    """What an API request asks for: the operation (for limits, faults and stats), the method it
+    must use, the status it answers with on success and the action on the service."""
+
+    operation: str
+    method: str
+    status: int
+    action: Callable[[IdentityService, Any], Any]
+
+
+def _route(path: str, raw: bytes) -> Call:
+    """The call a request path names, or 404. ``path`` is decoded, so ``8%3Aacs%3A…`` (sync
+    SDK) and ``8:acs:…`` (aio SDK) name the same identity."""
+    parts = path.split("/")
+    if path == "/identities":
+        body = _peek_json(raw)
+        with_token = isinstance(body, dict) and bool(body.get("createTokenWithScopes"))
+        return Call("createIdentityAndToken" if with_token else "createIdentity", "POST", 201, lambda s, b: s.create(b))
+    if path == "/teamsUser/:exchangeAccessToken":
+        return Call("exchangeTeamsUserAccessToken", "POST", 200, lambda s, b: s.exchange(b))
+    if len(parts) in (3, 4) and parts[1] == "identities" and parts[2]:
+        identity_id = parts[2]
+        if len(parts) == 3:
+            return Call("deleteIdentity", "DELETE", 204, lambda s, b: s.delete(identity_id))
+        if parts[3] == ":revokeAccessTokens":
+            return Call("revokeAccessTokens", "POST", 204, lambda s, b: s.revoke(identity_id))
+        if parts[3] == ":issueAccessToken":
+            return Call("issueAccessToken", "POST", 200, lambda s, b: s.issue(identity_id, b))
+    raise ApiError(404, "NotFound", "The requested resource does not exist.")
+
+
+def _peek_json(raw: bytes) -> Any:
+    """The body if it is JSON, else None: enough to tell the two kinds of create apart before
+    authentication, which must come before any complaint about the body."""
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def _parse_json(raw: bytes) -> Any:
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise ApiError(400, "ValidationError", "The request body is not valid JSON.") from None
+
+
+def create_app(config: EmulatorConfig) -> web.Application:
+    """The emulator as an aiohttp application. Serve it over TLS (see ``devstack.pki``): the real
+    SDK speaks only https to it."""
+    public_key = (
+        serialization.load_pem_public_key(config.identity_public_key_pem) if config.identity_public_key_pem else None
+    )
+    store = IdentityStore(config.resource_id, config.state_file)
+    minter = TokenMinter(config.token_key_path, config.resource_id, config.resource_location, config.region)
+    service = IdentityService(store, minter, public_key)
+    governor = Governor(Settings(limit_scale=config.limit_scale, limit_window_seconds=config.limit_window_seconds))
+    key = config.access_key_bytes
+
+    def authenticate(request: web.Request, raw: bytes) -> None:
+        authorization = request.headers.get("Authorization", "")
+        if authorization.startswith("HMAC-SHA256 "):
+            verify_hmac(
+                key=key,
+                authorization=authorization,
+                method=request.method,
+                path_and_query=request.raw_path,
+                headers=request.headers,
+                body=raw,
+                now=dt.datetime.now(dt.timezone.utc),
+                max_skew_seconds=config.max_clock_skew_seconds,
+            )
+        elif authorization.startswith("Bearer "):
+            verify_bearer(authorization[len("Bearer ") :].strip(), public_key)
+        else:
+            raise denied()
+
+    async def api(request: web.Request) -> web.StreamResponse:
+        operation = None
+        try:
+            latency = governor.settings.latency_ms
+            if latency > 0:
+                await asyncio.sleep(latency / 1000)
+            raw = await request.read()
+            call = _route(request.path, raw)
+            operation = call.operation
+            if request.method != call.method:
+                raise ApiError(405, "MethodNotAllowed", f"Use {call.method} for this resource.")
+            authenticate(request, raw)
+            if request.query.get("api-version") not in SUPPORTED_API_VERSIONS:
+                raise ApiError(
+                    400, "UnsupportedApiVersion", f"Supported api-versions: {', '.join(sorted(SUPPORTED_API_VERSIONS))}."
+                )
+            governor.admit(operation)
+            result = call.action(service, _parse_json(raw))
+            response: web.StreamResponse = (
+                web.json_response(result, status=call.status) if result is not None else web.Response(status=call.status)
+            )
+        except ApiError as error:
+            response = error.response()
+        if operation is not None:
+            governor.record(operation, response.status)
+        request_id = request.headers.get("x-ms-client-request-id")
+        if request_id:
+            response.headers["x-ms-client-request-id"] = request_id
+        return response
+
+    async def identities(_: web.Request) -> web.Response:
+        return web.json_response({"identities": store.live_ids()})
+
+    async def verify(request: web.Request) -> web.Response:
+        body = await _control_body(request)
+        token = body.get("token")
+        if not isinstance(token, str):
+            raise ApiError(400, "BadRequest", 'Send {"token": "..."}.')
+        return web.json_response(service.verify(token))
+
+    async def add_fault(request: web.Request) -> web.Response:
+        fault = governor.add_fault(await _control_body(request))
+        return web.json_response(fault.as_json(), status=201)
+
+    async def list_faults(_: web.Request) -> web.Response:
+        return web.json_response({"faults": [f.as_json() for f in governor.faults]})
+
+    async def clear_faults(_: web.Request) -> web.Response:
+        governor.faults.clear()
+        return web.Response(status=204)
+
+    async def get_config(_: web.Request) -> web.Response:
+        return web.json_response(governor.settings.as_json())
+
+    async def put_config(request: web.Request) -> web.Response:
+        governor.configure(await _control_body(request))
+        return web.json_response(governor.settings.as_json())
+
+    async def stats(_: web.Request) -> web.Response:
+        return web.json_response(governor.stats())
+
+    async def reset(_: web.Request) -> web.Response:
+        store.clear()
+        governor.reset()
+        return web.Response(status=204)
+
+    async def health(_: web.Request) -> web.Response:
+        return web.json_response({"status": "healthy"})
+
+    @web.middleware
+    async def control_errors(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except ApiError as error:
+            return error.response()
+
+    async def flush_state(_: web.Application) -> None:
+        store.flush()
+
+    app = web.Application(middlewares=[control_errors])
+    app[SERVICE] = service
+    app[GOVERNOR] = governor
+    app.router.add_get("/_emulator/health", health)
+    app.router.add_get("/_emulator/identities", identities)
+    app.router.add_post("/_emulator/tokens:verify", verify)
+    app.router.add_get("/_emulator/faults", list_faults)
+    app.router.add_post("/_emulator/faults", add_fault)
+    app.router.add_delete("/_emulator/faults", clear_faults)
+    app.router.add_get("/_emulator/config", get_config)
+    app.router.add_put("/_emulator/config", put_config)
+    app.router.add_get("/_emulator/stats", stats)
+    app.router.add_post("/_emulator/reset", reset)
+    app.router.add_route("*", "/{tail:.*}", api)
+    app.on_cleanup.append(flush_state)
+    return app
+
+
+async def _control_body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json() if await request.read() else {}
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise ApiError(400, "BadRequest", "The body must be a JSON object.")
+    return body

@@ -1,0 +1,212 @@
+"""Throttling, injected faults, added latency and call statistics: what lets tests and benchmarks
+see the app behave under the service's limits and failures.
+
+Throttling, as the service does it, counts requests per operation in a sliding window (30 s by
+default) and answers 429 with Retry-After past the limit. On top, ``requestsPerSecond`` is a
+single sliding one-second window over all API requests of every operation. Rejected requests do
+not count towards the window that rejected them. Retry-After is the whole number of seconds (at least 1) until
+the oldest counted request leaves the window, i.e. until a retry can succeed.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from .config import DEFAULT_LIMITS, OPERATIONS
+from .errors import ApiError
+
+#: Faults can name the create operation once for both of its forms.
+FAULT_ALIASES = {"createIdentity": ("createIdentity", "createIdentityAndToken")}
+
+
+class SlidingWindow:
+    """At most ``limit`` admissions in any ``seconds``-long window."""
+
+    __slots__ = ("limit", "seconds", "_times")
+
+    def __init__(self, limit: int, seconds: float) -> None:
+        self.limit = limit
+        self.seconds = seconds
+        self._times: deque[float] = deque()
+
+    def admit(self, now: float) -> int | None:
+        """None when admitted (and counted), else the Retry-After seconds."""
+        horizon = now - self.seconds
+        times = self._times
+        while times and times[0] <= horizon:
+            times.popleft()
+        if len(times) < self.limit:
+            times.append(now)
+            return None
+        return max(1, math.ceil(times[0] + self.seconds - now))
+
+
+@dataclass
+class Fault:
+    status: int
+    remaining: int
+    retry_after: int | None
+    operations: frozenset[str] | None
+
+    def matches(self, operation: str) -> bool:
+        return self.remaining > 0 and (self.operations is None or operation in self.operations)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "remaining": self.remaining,
+            "retryAfterSeconds": self.retry_after,
+            "operations": sorted(self.operations) if self.operations is not None else None,
+        }
+
+
+FAULT_CODES = {429: "TooManyRequests", 500: "InternalServerError", 502: "BadGateway", 503: "ServiceUnavailable", 504: "GatewayTimeout"}
+
+
+@dataclass
+class Settings:
+    """The run-time knobs of ``PUT /_emulator/config``."""
+
+    latency_ms: float = 0.0
+    requests_per_second: float | None = None
+    limit_scale: float = 1.0
+    limit_window_seconds: float = 30.0
+    limits: dict[str, int] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "latencyMs": self.latency_ms,
+            "requestsPerSecond": self.requests_per_second,
+            "limitScale": self.limit_scale,
+            "limitWindowSeconds": self.limit_window_seconds,
+            "limits": self.effective_limits(),
+        }
+
+    def effective_limits(self) -> dict[str, int]:
+        return {
+            op: self.limits.get(op, max(1, math.floor(DEFAULT_LIMITS[op] * self.limit_scale))) for op in OPERATIONS
+        }
+
+
+class Governor:
+    """Decides, per API request, whether to inject a fault or throttle, and counts outcomes."""
+
+    def __init__(self, defaults: Settings) -> None:
+        self._defaults = defaults
+        self.settings = Settings(**{**defaults.__dict__, "limits": dict(defaults.limits)})
+        self.faults: list[Fault] = []
+        self.calls: Counter[str] = Counter()
+        self.statuses: dict[str, Counter[str]] = {}
+        self.throttled: Counter[str] = Counter()
+        self.faulted: Counter[str] = Counter()
+        self._rebuild_windows()
+
+    def _rebuild_windows(self) -> None:
+        limits = self.settings.effective_limits()
+        self._windows = {op: SlidingWindow(limits[op], self.settings.limit_window_seconds) for op in OPERATIONS}
+        rps = self.settings.requests_per_second
+        self._global = SlidingWindow(max(1, math.floor(rps)), 1.0) if rps else None
+
+    # -- configuration -------------------------------------------------------------------
+
+    def configure(self, changes: dict[str, Any]) -> None:
+        """Apply the fields present in ``changes``; null resets a field to its start-up value."""
+        known = {"latencyMs", "requestsPerSecond", "limitScale", "limitWindowSeconds", "limits"}
+        unknown = set(changes) - known
+        if unknown:
+            raise ApiError(400, "BadRequest", f"Unknown config fields: {sorted(unknown)}; known: {sorted(known)}.")
+        s, d = self.settings, self._defaults
+        try:
+            if "latencyMs" in changes:
+                s.latency_ms = d.latency_ms if changes["latencyMs"] is None else max(0.0, float(changes["latencyMs"]))
+            if "requestsPerSecond" in changes:
+                value = changes["requestsPerSecond"]
+                s.requests_per_second = float(value) if value else None
+            if "limitScale" in changes:
+                value = changes["limitScale"]
+                s.limit_scale = d.limit_scale if value is None else float(value)
+                if s.limit_scale <= 0:
+                    raise ValueError
+            if "limitWindowSeconds" in changes:
+                value = changes["limitWindowSeconds"]
+                s.limit_window_seconds = d.limit_window_seconds if value is None else float(value)
+                if s.limit_window_seconds <= 0:
+                    raise ValueError
+            if "limits" in changes:
+                value = changes["limits"] or {}
+                if set(value) - set(OPERATIONS):
+                    raise ValueError
+                s.limits = {op: int(n) for op, n in value.items() if n is not None}
+                if any(n < 1 for n in s.limits.values()):
+                    raise ValueError
+        except (TypeError, ValueError):
+            raise ApiError(400, "BadRequest", f"Invalid config; limits may name {list(OPERATIONS)}.") from None
+        self._rebuild_windows()
+
+    def add_fault(self, body: dict[str, Any]) -> Fault:
+        try:
+            status = int(body.get("status", 503))
+            count = int(body.get("count", 1))
+            retry_after = body.get("retryAfterSeconds", 1)
+            retry_after = None if retry_after is None else int(retry_after)
+            names = body.get("operations")
+            if not 400 <= status <= 599 or count < 1:
+                raise ValueError
+            operations = None
+            if names:
+                expanded = {op for name in names for op in FAULT_ALIASES.get(name, (name,))}
+                if expanded - set(OPERATIONS):
+                    raise ValueError
+                operations = frozenset(expanded)
+        except (TypeError, ValueError, AttributeError):
+            raise ApiError(
+                400, "BadRequest", f"A fault is {{status: 400-599, count >= 1, retryAfterSeconds?, operations?: {list(OPERATIONS)}}}."
+            ) from None
+        fault = Fault(status=status, remaining=count, retry_after=retry_after, operations=operations)
+        self.faults.append(fault)
+        return fault
+
+    def reset(self) -> None:
+        self.settings = Settings(**{**self._defaults.__dict__, "limits": dict(self._defaults.limits)})
+        self.faults.clear()
+        self.calls.clear()
+        self.statuses.clear()
+        self.throttled.clear()
+        self.faulted.clear()
+        self._rebuild_windows()
+
+    # -- per request ---------------------------------------------------------------------
+
+    def admit(self, operation: str) -> None:
+        """Raise the injected fault or the 429 this request gets, if any."""
+        self.calls[operation] += 1
+        for fault in self.faults:
+            if fault.matches(operation):
+                fault.remaining -= 1
+                self.faults = [f for f in self.faults if f.remaining > 0]
+                self.faulted[operation] += 1
+                code = FAULT_CODES.get(fault.status, "InjectedFault")
+                raise ApiError(fault.status, code, "Injected fault.", retry_after=fault.retry_after)
+        now = time.monotonic()
+        retry_after = self._global.admit(now) if self._global else None
+        if retry_after is None:
+            retry_after = self._windows[operation].admit(now)
+        if retry_after is not None:
+            self.throttled[operation] += 1
+            raise ApiError(429, "TooManyRequests", "Too many requests; retry after the given delay.", retry_after=retry_after)
+
+    def record(self, operation: str, status: int) -> None:
+        self.statuses.setdefault(operation, Counter())[str(status)] += 1
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "calls": dict(self.calls),
+            "statuses": {op: dict(c) for op, c in self.statuses.items()},
+            "throttled": dict(self.throttled),
+            "throttledTotal": sum(self.throttled.values()),
+            "faulted": dict(self.faulted),
+        }

@@ -1,0 +1,116 @@
+"""A person uses the token page in real headless Chromium, through the Static Web Apps CLI, against
+the whole local stack (`make dev`). The browser part is tests/e2e/browser_flow.mjs (playwright-core
+driving Debian's chromium); it checks each outcome on the page and at the ACS emulator, and
+reports what it saw as JSON. Each test here reads as one behaviour of that single walk-through.
+
+The SWA CLI's sign-in page loads jQuery from a public CDN that cannot be reached here: the script
+serves that file from the repository's npm copy of jquery, so the CLI's real sign-in page is used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# Another running stack can be named with LOCAL_STACK_FILE.
+STACK_FILE = Path(os.environ.get("LOCAL_STACK_FILE", REPO_ROOT / "local.stack.json"))
+ARTIFACTS = REPO_ROOT / "test-artifacts" / "e2e"
+BROWSER_FLOW = Path(__file__).with_name("browser_flow.mjs")
+CHROMIUM = Path("/usr/bin/chromium")
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def _stack() -> dict[str, Any]:
+    if not STACK_FILE.exists():
+        pytest.fail("the local stack is not running (local.stack.json is missing): run the tests with `make test`")
+    return json.loads(STACK_FILE.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def walk_through() -> dict[str, Any]:
+    """Runs the browser walk-through once; the tests below each check one part of what it saw."""
+    stack = _stack()
+    if not CHROMIUM.exists():
+        pytest.fail("Debian's chromium is missing: apt-get update && apt-get install -y chromium")
+    if shutil.which("node") is None:
+        pytest.fail("node is not on PATH")
+    try:
+        requests.get(f"{stack['staticWebApp']}/signin.html", timeout=10).raise_for_status()
+    except requests.RequestException as error:
+        pytest.fail(f"the Static Web Apps CLI at {stack['staticWebApp']} is not answering: {error}")
+
+    done = subprocess.run(
+        ["node", str(BROWSER_FLOW), "--stack", str(STACK_FILE), "--artifacts", str(ARTIFACTS)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    lines = done.stdout.strip().splitlines()
+    try:
+        report: dict[str, Any] = json.loads(lines[-1])
+    except (IndexError, json.JSONDecodeError):
+        pytest.fail(f"the browser walk-through reported nothing (exit {done.returncode}):\n{done.stderr[-4000:]}")
+    report["exitCode"] = done.returncode
+    report["stderr"] = done.stderr[-4000:]
+    return report
+
+
+def _reached(report: dict[str, Any], step: str) -> dict[str, Any]:
+    for seen in report["steps"]:
+        if seen["name"] == step:
+            return seen
+    pytest.fail(
+        f"the walk-through stopped before '{step}': {report.get('error')}\n"
+        f"screenshots: {report.get('screenshots')}\n{report['stderr']}"
+    )
+
+
+def test_unauthenticated_visit_is_sent_to_sign_in(walk_through: dict[str, Any]) -> None:
+    seen = _reached(walk_through, "unauthenticated visit is sent to sign-in")
+    assert seen["landedOn"] == "/signin.html"
+
+
+def test_signed_in_person_sees_their_identity_and_a_future_expiry(walk_through: dict[str, Any]) -> None:
+    seen = _reached(walk_through, "signed in and shown an identity with a future expiry")
+    assert seen["expiresInMinutes"] > 0
+    assert sorted(seen["scopes"].split(", ")) == ["chat", "voip"]
+
+
+def test_refresh_gives_a_new_token_for_the_same_identity(walk_through: dict[str, Any]) -> None:
+    _reached(walk_through, "refresh gives a new token for the same identity")
+
+
+def test_revoked_tokens_no_longer_verify(walk_through: dict[str, Any]) -> None:
+    _reached(walk_through, "revoked tokens no longer verify at ACS")
+    _reached(walk_through, "a token issued after revoking works")
+
+
+def test_deleted_identity_is_gone_with_its_tokens(walk_through: dict[str, Any]) -> None:
+    _reached(walk_through, "deleted identity is gone and its token no longer verifies")
+
+
+def test_signed_out_person_is_sent_to_sign_in(walk_through: dict[str, Any]) -> None:
+    _reached(walk_through, "signed out and sent to sign-in again")
+
+
+def test_page_keeps_the_console_clean_and_never_shows_a_token(walk_through: dict[str, Any]) -> None:
+    assert walk_through["ok"], walk_through.get("error")
+    assert walk_through["appConsole"] == []
+    assert walk_through["exitCode"] == 0
+
+
+def test_screenshot_is_kept_as_an_artifact(walk_through: dict[str, Any]) -> None:
+    shot = ARTIFACTS / "signed-in.png"
+    assert str(shot) in walk_through["screenshots"]
+    assert shot.read_bytes().startswith(b"\x89PNG")

@@ -1,0 +1,531 @@
+"""What `azd up` would deploy, checked without Azure: the Bicep in infra/ parses, passes checkov,
+gives the function app exactly the settings the code reads, holds no secret, grants only the
+intended roles by identity, and the post-deployment probe catches an app that trusts forged
+caller headers.
+
+No Bicep compiler runs here, so the Bicep is read with pycep (the parser checkov itself uses).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import subprocess
+import threading
+from functools import lru_cache
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from pycep import BicepParser
+
+from shared.settings import SETTING_NAMES, load_settings
+
+REPO = Path(__file__).resolve().parents[2]
+INFRA = REPO / "infra"
+BICEP_FILES = sorted(INFRA.rglob("*.bicep"))
+CHECKOV_VERSION = "3.3.30"
+CHECKOV_INSTALL = f"python3 -m venv .venv-checkov && .venv-checkov/bin/pip install checkov=={CHECKOV_VERSION}"
+
+#: Settings the code reads that Azure must NOT get: connection strings carry keys and exist only
+#: so the app can reach local emulators. In Azure the endpoints plus the managed identity are used.
+LOCAL_ONLY_SETTINGS = frozenset({"ACS_CONNECTION_STRING", "TABLES_CONNECTION_STRING"})
+
+#: Settings read by the Functions host itself, not by the app's code: its storage reached by
+#: identity (blob for keys, timers and locks; queue for the host's queue use) and telemetry sent
+#: with the identity to an Application Insights resource that refuses key-only ingestion.
+#: Flex Consumption takes the runtime and version from functionAppConfig, so
+#: FUNCTIONS_WORKER_RUNTIME and FUNCTIONS_EXTENSION_VERSION are not app settings there.
+HOST_SETTINGS = frozenset(
+    {
+        "AzureWebJobsStorage__credential",
+        "AzureWebJobsStorage__clientId",
+        "AzureWebJobsStorage__blobServiceUri",
+        "AzureWebJobsStorage__queueServiceUri",
+        "APPLICATIONINSIGHTS_CONNECTION_STRING",
+        "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+    }
+)
+
+#: The only built-in roles the deployment may grant (ids from the Azure built-in roles list).
+GRANTABLE_ROLES = {
+    "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3": "Storage Table Data Contributor",
+    "b7e6dc6d-f1e8-4753-8033-0f276bb0955b": "Storage Blob Data Owner",
+    "974c5e8b-45b9-4653-ba55-5f855dd0fb88": "Storage Queue Data Contributor",
+    "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
+    "b24988ac-6180-42a0-ab88-20f7382dd24c": "Contributor (on the ACS resource only)",
+}
+
+
+@lru_cache(maxsize=None)
+def bicep(path: Path) -> dict[str, Any]:
+    return BicepParser().parse(file_path=path)
+
+
+def infra_file(relative: str) -> dict[str, Any]:
+    return bicep(INFRA / relative)
+
+
+def body(resource: dict[str, Any]) -> dict[str, Any]:
+    """A resource's declared body; pycep nests it one level deeper under `if (...)`."""
+    config = resource["config"]
+    return config["config"] if "condition" in config else config
+
+
+def resources_of_type(resource_type: str) -> Iterator[tuple[Path, str, dict[str, Any]]]:
+    """(file, symbolic name, resource with its body under "config") for every declared one."""
+    for path in BICEP_FILES:
+        for name, resource in bicep(path).get("resources", {}).items():
+            if resource["type"].lower() == resource_type.lower() and not resource["existing"]:
+                yield path, name, {**resource, "config": body(resource)}
+
+
+def one_resource(resource_type: str) -> dict[str, Any]:
+    found = list(resources_of_type(resource_type))
+    assert len(found) == 1, f"expected one {resource_type}, found {[(str(p), n) for p, n, _ in found]}"
+    return found[0][2]
+
+
+def function_app() -> dict[str, Any]:
+    return one_resource("Microsoft.Web/sites")
+
+
+def app_settings() -> list[dict[str, Any]]:
+    return function_app()["config"]["properties"]["siteConfig"]["appSettings"]
+
+
+def accessor(value: Any) -> tuple[str, Any] | None:
+    """(`a`, `b`) for a Bicep `a.b` expression as pycep renders it, else None."""
+    if isinstance(value, dict) and value.get("operator", {}).get("type") == "property_accessor":
+        operands = value["operator"]["operands"]
+        return operands["operand_1"], operands["operand_2"]
+    return None
+
+
+# --- the files parse -------------------------------------------------------------------------
+
+
+def test_infra_has_the_entry_point_and_modules() -> None:
+    names = {p.relative_to(INFRA).as_posix() for p in BICEP_FILES}
+    assert {"main.bicep", "app/api.bicep", "app/rbac.bicep", "app/storage.bicep", "app/acs.bicep",
+            "app/monitoring.bicep", "app/web.bicep"} <= names
+
+
+@pytest.mark.parametrize("path", BICEP_FILES, ids=lambda p: p.relative_to(INFRA).as_posix())
+def test_every_bicep_file_parses(path: Path) -> None:
+    parsed = bicep(path)
+    assert parsed.get("resources") or parsed.get("modules"), f"{path} declares nothing"
+
+
+def test_modules_are_local_files_not_registry_modules() -> None:
+    for path in BICEP_FILES:
+        for name, module in bicep(path).get("modules", {}).items():
+            assert module["type"] == "local", f"{path}: module {name} comes from a registry"
+            assert (path.parent / module["detail"]["path"]).is_file(), f"{path}: module {name} file is missing"
+
+
+# --- checkov ---------------------------------------------------------------------------------
+
+
+def checkov_binary() -> Path:
+    return Path(os.environ.get("CHECKOV_BIN") or REPO / ".venv-checkov" / "bin" / "checkov")
+
+
+@pytest.mark.timeout(900)
+def test_checkov_finds_nothing_unexplained() -> None:
+    """Every failed checkov check is either fixed or skipped beside the resource with a reason
+    (`// checkov:skip=CKV_...: reason`), and checkov parsed every file (it exits 0 even when a
+    file fails to parse, so the summary is what tells)."""
+    binary = checkov_binary()
+    if not binary.is_file():
+        pytest.fail(f"checkov is not installed at {binary}. Install it (it pins its own pycep, hence its "
+                    f"own venv): {CHECKOV_INSTALL}   (or point CHECKOV_BIN at a checkov executable)")
+    run = subprocess.run(
+        [str(binary), "-d", str(INFRA), "--framework", "bicep", "--skip-download", "-o", "json"],
+        cwd=REPO, capture_output=True, text=True, timeout=840,
+    )
+    try:
+        report = json.loads(run.stdout)
+    except json.JSONDecodeError:
+        pytest.fail(f"checkov printed no JSON (exit {run.returncode}): {run.stderr[-2000:]}")
+    reports = report if isinstance(report, list) else [report]
+    bicep_reports = [r for r in reports if r.get("check_type") == "bicep"]
+    assert bicep_reports, f"checkov scanned no Bicep: {run.stdout[-1000:]}"
+    summary = bicep_reports[0]["summary"]
+    results = bicep_reports[0]["results"]
+    assert summary["parsing_errors"] == 0, f"checkov could not parse: {results.get('parsing_errors')}"
+    assert summary["resource_count"] > 0
+    # checkov drops a file it cannot make sense of without counting a parsing error, so make
+    # sure the resources its Bicep checks apply to were all seen.
+    seen = {c["resource"] for key in ("passed_checks", "failed_checks", "skipped_checks") for c in results[key]}
+    assert {"Microsoft.Storage/storageAccounts.storage", "Microsoft.Web/sites.functionApp",
+            "Microsoft.Web/serverfarms.plan"} <= seen, f"checkov did not see every resource: {sorted(seen)}"
+    failed = [f"{c['check_id']} {c['resource']} ({c['file_path']}): {c['check_name']}" for c in results["failed_checks"]]
+    assert not failed, "fix these or skip them beside the resource with a reason:\n" + "\n".join(failed)
+    unexplained = [
+        f"{c['check_id']} {c['resource']}"
+        for c in results["skipped_checks"]
+        if len(c["check_result"].get("suppress_comment", "").strip()) < 20
+        or c["check_result"]["suppress_comment"] == "No comment provided"
+    ]
+    assert not unexplained, f"skips need a reason: {unexplained}"
+
+
+CHECKOV_PARSE_SCRIPT = """
+import sys
+from pathlib import Path
+from pycep import BicepParser
+parser = BicepParser()
+for name in sys.argv[1:]:
+    try:
+        parser.parse(file_path=Path(name))
+    except Exception as error:
+        print(f"{name}: {type(error).__name__}: {str(error)[:300]}")
+"""
+
+
+@pytest.mark.timeout(300)
+def test_every_bicep_file_parses_with_the_parser_checkov_pins() -> None:
+    """checkov carries an older pycep that rejects some newer Bicep syntax; what it cannot parse
+    it does not check, so every file must parse with that version too."""
+    python = checkov_binary().parent / "python"
+    if not python.is_file():
+        pytest.fail(f"no Python beside {checkov_binary()} to run checkov's own parser. Install: {CHECKOV_INSTALL}")
+    run = subprocess.run([str(python), "-c", CHECKOV_PARSE_SCRIPT, *map(str, BICEP_FILES)],
+                         capture_output=True, text=True, timeout=240)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout == "", f"checkov's pycep cannot parse:\n{run.stdout}"
+
+
+# --- settings --------------------------------------------------------------------------------
+
+
+def test_function_app_gets_exactly_the_settings_the_code_and_host_read() -> None:
+    names = [setting["name"] for setting in app_settings()]
+    assert len(names) == len(set(names)), "a setting is set twice"
+    expected = (SETTING_NAMES - LOCAL_ONLY_SETTINGS) | HOST_SETTINGS
+    assert set(names) - expected == set(), "set in Bicep but read by nothing"
+    assert expected - set(names) == set(), "read by the code or host but never set in Azure"
+
+
+def test_no_app_setting_lives_outside_the_function_app_resource() -> None:
+    # A Microsoft.Web/sites/config 'appsettings' resource would replace the whole list and slip
+    # past the check above.
+    assert not list(resources_of_type("Microsoft.Web/sites/config"))
+
+
+def deployed_defaults() -> dict[str, str]:
+    """The app settings as main.bicep's parameter defaults make them; values only known at
+    deployment (endpoints, ids) become an https placeholder."""
+    api_params = infra_file("app/api.bicep")["parameters"]
+    main = infra_file("main.bicep")
+    main_params = main["parameters"]
+    passed = main["modules"]["api"]["config"]["params"]
+    env: dict[str, str] = {}
+    for setting in app_settings():
+        value = setting["value"]
+        if isinstance(value, dict) and value.get("function", {}).get("type") == "string":
+            value = value["function"]["parameters"]["value_to_convert"]
+        if isinstance(value, str) and value in api_params:
+            value = passed.get(value, api_params[value].get("default"))
+            if isinstance(value, str) and value in main_params:
+                value = main_params[value].get("default")
+        if isinstance(value, bool):
+            value = str(value).lower()
+        env[setting["name"]] = str(value) if isinstance(value, (str, int)) else "https://known-at-deployment.invalid"
+    return env
+
+
+def test_default_deployment_settings_pass_the_apps_own_validation() -> None:
+    env = deployed_defaults()
+    settings = load_settings(env)
+    assert settings.acs_endpoint and settings.tables_endpoint
+    assert settings.acs_connection_string is None and settings.tables_connection_string is None
+    assert settings.identity_table == "acsidentities"
+    assert settings.trust_client_principal is True
+    assert env["AzureWebJobsStorage__credential"] == "managedidentity"
+    assert env["CLEANUP_SCHEDULE"].count(" ") == 5, "the timer needs a six-field NCRONTAB expression"
+
+
+def test_telemetry_is_sent_with_the_identity_to_a_component_that_refuses_keys() -> None:
+    settings = {s["name"]: s["value"] for s in app_settings()}
+    assert settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"] == "ClientId=${identityClientId};Authorization=AAD"
+    assert settings["AZURE_CLIENT_ID"] == settings["AzureWebJobsStorage__clientId"] == "identityClientId"
+    component = one_resource("Microsoft.Insights/components")["config"]["properties"]
+    assert component["DisableLocalAuth"] is True
+
+
+# --- no secrets ------------------------------------------------------------------------------
+
+SECRET_PATTERNS = {
+    r"\blist[A-Z]\w*\s*\(": "list*() functions read keys or secrets",
+    r"AccountKey": "storage account keys",
+    r"accesskey\s*=": "ACS access keys",
+    r"SharedAccessSignature|\bsig=": "SAS tokens",
+    r"@secure\s*\(": "@secure values (a secret passed through the deployment)",
+    r"_CONNECTION_STRING\b(?!.*APPLICATIONINSIGHTS)": "connection strings with keys (local emulators only)",
+    r"(?i)password|client_?secret": "passwords and client secrets",
+}
+
+
+def infra_text_files() -> list[Path]:
+    files = [p for p in INFRA.rglob("*") if p.is_file()]
+    return files + [REPO / "azure.yaml"]
+
+
+@pytest.mark.parametrize("pattern", SECRET_PATTERNS, ids=list(SECRET_PATTERNS.values()))
+def test_no_secret_is_created_stored_or_passed(pattern: str) -> None:
+    hits = []
+    for path in infra_text_files():
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            code = line.split("//", 1)[0] if path.suffix == ".bicep" else line
+            if re.search(pattern, code) and "APPLICATIONINSIGHTS_CONNECTION_STRING" not in code:
+                hits.append(f"{path.relative_to(REPO)}:{number}: {line.strip()}")
+    assert not hits, f"{SECRET_PATTERNS[pattern]}:\n" + "\n".join(hits)
+
+
+def test_no_output_is_secret() -> None:
+    for path in BICEP_FILES:
+        for name, output in bicep(path).get("outputs", {}).items():
+            assert not any(d.get("type") == "secure" for d in output["decorators"]), f"{path}: @secure output {name}"
+            assert not re.search(r"(?i)key|secret|password|token", name), f"{path}: output {name} looks secret"
+
+
+# --- roles -----------------------------------------------------------------------------------
+
+
+def role_assignments() -> list[tuple[Path, str, dict[str, Any]]]:
+    return list(resources_of_type("Microsoft.Authorization/roleAssignments"))
+
+
+def test_every_role_assignment_is_in_the_rbac_module() -> None:
+    places = {path.relative_to(INFRA).as_posix() for path, _, _ in role_assignments()}
+    assert places == {"app/rbac.bicep"}
+
+
+def test_role_assignments_are_named_by_scope_principal_and_role() -> None:
+    variables = infra_file("app/rbac.bicep")["variables"]
+    for _, name, resource in role_assignments():
+        config = resource["config"]
+        role = config["properties"]["roleDefinitionId"]["function"]
+        assert role["type"] == "subscription_resource_id"
+        assert role["parameters"]["resource_type"] == "Microsoft.Authorization/roleDefinitions"
+        guid = config["name"].get("function", {}) if isinstance(config["name"], dict) else {}
+        assert guid.get("type") == "guid", f"{name}: name is not guid(...)"
+        scope_id = accessor(guid["parameters"]["base_string"])
+        assert scope_id == (config["scope"], "id"), f"{name}: guid() must start with the scope's id"
+        assert guid["parameters"]["extra_string_1"] == config["properties"]["principalId"], f"{name}: guid() needs the principal"
+        assert guid["parameters"]["extra_string_2"] == role["parameters"]["resource_name_1"], f"{name}: guid() needs the role"
+        assert role["parameters"]["resource_name_1"] in variables
+
+
+def test_only_the_listed_roles_are_granted_and_contributor_only_on_acs() -> None:
+    rbac = infra_file("app/rbac.bicep")
+    variables, resources = rbac["variables"], rbac["resources"]
+    granted: dict[str, set[str]] = {}
+    for _, name, resource in role_assignments():
+        config = resource["config"]
+        role_id = variables[config["properties"]["roleDefinitionId"]["function"]["parameters"]["resource_name_1"]]["value"]
+        assert role_id in GRANTABLE_ROLES, f"{name} grants an unlisted role {role_id}"
+        scope_type = resources[config["scope"]]["type"]
+        granted.setdefault(role_id, set()).add(scope_type)
+    assert set(granted) == set(GRANTABLE_ROLES)
+    assert granted["b24988ac-6180-42a0-ab88-20f7382dd24c"] == {"Microsoft.Communication/communicationServices"}
+    assert granted["0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3"] == {"Microsoft.Storage/storageAccounts/tableServices/tables"}
+    assert granted["3913510d-42f4-4e42-8a64-420c390055eb"] == {"Microsoft.Insights/components"}
+
+
+def test_the_apps_identity_gets_every_role_and_the_user_only_data_roles() -> None:
+    rbac = infra_file("app/rbac.bicep")
+    variables = rbac["variables"]
+    by_principal: dict[str, set[str]] = {}
+    for _, _, resource in role_assignments():
+        properties = resource["config"]["properties"]
+        role_id = variables[properties["roleDefinitionId"]["function"]["parameters"]["resource_name_1"]]["value"]
+        by_principal.setdefault(properties["principalId"], set()).add(role_id)
+        if properties["principalId"] == "appPrincipalId":
+            assert properties["principalType"] == "ServicePrincipal"
+    assert by_principal["appPrincipalId"] == set(GRANTABLE_ROLES)
+    assert by_principal["userPrincipalId"] == {
+        "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3", "b7e6dc6d-f1e8-4753-8033-0f276bb0955b", "974c5e8b-45b9-4653-ba55-5f855dd0fb88"}
+
+
+# --- the resources' security posture ---------------------------------------------------------
+
+
+def test_storage_refuses_shared_keys_anonymous_reads_and_old_tls() -> None:
+    properties = one_resource("Microsoft.Storage/storageAccounts")["config"]["properties"]
+    assert properties["allowSharedKeyAccess"] is False
+    assert properties["allowBlobPublicAccess"] is False
+    assert properties["minimumTlsVersion"] == "TLS1_2"
+    assert properties["supportsHttpsTrafficOnly"] is True
+    assert one_resource("Microsoft.Storage/storageAccounts/blobServices/containers")["config"]["properties"]["publicAccess"] == "None"
+
+
+def test_identity_table_is_created_with_a_valid_default_name() -> None:
+    assert one_resource("Microsoft.Storage/storageAccounts/tableServices/tables")["config"]["name"] == "tableName"
+    default = infra_file("main.bicep")["parameters"]["identityTableName"]["default"]
+    assert default == "acsidentities" and default.isalnum() and default[0].isalpha()
+
+
+def test_communication_services_refuses_access_keys() -> None:
+    acs = one_resource("Microsoft.Communication/communicationServices")
+    assert acs["api_version"] == "2025-05-01"
+    assert acs["config"]["properties"]["disableLocalAuth"] is True
+    assert acs["config"]["properties"]["dataLocation"] == "dataLocation"
+    assert infra_file("app/acs.bicep")["outputs"]["endpoint"]["value"] == "https://${communicationService.properties.hostName}"
+
+
+def test_function_app_runs_python_311_on_flex_consumption_deployed_by_identity() -> None:
+    plan = one_resource("Microsoft.Web/serverfarms")["config"]
+    assert plan["sku"] == {"name": "FC1", "tier": "FlexConsumption"}
+    app = function_app()["config"]
+    assert app["kind"] == "functionapp,linux"
+    assert app["identity"]["type"] == "UserAssigned"
+    assert app["properties"]["httpsOnly"] is True
+    config = app["properties"]["functionAppConfig"]
+    assert config["runtime"] == {"name": "python", "version": "3.11"}
+    authentication = config["deployment"]["storage"]["authentication"]
+    assert authentication == {"type": "UserAssignedIdentity", "userAssignedIdentityResourceId": "identityId"}
+    policies = {r["config"]["name"]: r["config"]["properties"]["allow"]
+                for _, _, r in resources_of_type("Microsoft.Web/sites/basicPublishingCredentialsPolicies")}
+    assert policies == {"ftp": False, "scm": False}
+
+
+def test_static_web_app_fronts_the_function_app_as_its_linked_backend() -> None:
+    site = one_resource("Microsoft.Web/staticSites")["config"]
+    assert site["sku"]["name"] == "Standard", "linked backends need the Standard plan"
+    backend = one_resource("Microsoft.Web/staticSites/linkedBackends")["config"]
+    assert backend["parent"] == "staticWebApp"
+    assert backend["properties"]["backendResourceId"] == "functionAppId"
+    web_module = infra_file("main.bicep")["modules"]["web"]["config"]["params"]
+    assert accessor(web_module["functionAppId"]) == ("api", {"operator": {"type": "property_accessor",
+                                                                         "operands": {"operand_1": "outputs", "operand_2": "id"}}})
+
+
+def test_no_cross_origin_caller_is_allowed() -> None:
+    text = "\n".join(p.read_text(encoding="utf-8") for p in BICEP_FILES)
+    assert "allowedOrigins" not in text and "cors" not in re.sub(r"//.*", "", text).lower()
+
+
+def test_azd_finds_both_services_by_tag_and_gets_its_outputs() -> None:
+    tags = {}
+    for resource_type in ("Microsoft.Web/sites", "Microsoft.Web/staticSites"):
+        union = one_resource(resource_type)["config"]["tags"]["function"]
+        assert union["type"] == "union" and union["parameters"]["arg_1"] == "tags"
+        tags[resource_type] = union["parameters"]["arg_2"]["'azd-service-name'"]
+    assert tags == {"Microsoft.Web/sites": "api", "Microsoft.Web/staticSites": "web"}
+    outputs = infra_file("main.bicep")["outputs"]
+    assert {"AZURE_LOCATION", "AZURE_TENANT_ID", "AZURE_RESOURCE_GROUP", "AZURE_FUNCTION_APP_NAME",
+            "SERVICE_API_URI", "SERVICE_WEB_URI", "ACS_ENDPOINT", "TABLES_ENDPOINT"} <= set(outputs)
+
+
+def test_parameters_file_maps_every_value_to_an_existing_parameter() -> None:
+    document = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))
+    main_params = infra_file("main.bicep")["parameters"]
+    assert set(document["parameters"]) <= set(main_params)
+    for name, entry in document["parameters"].items():
+        assert re.fullmatch(r"\$\{[A-Z_]+(=[^}]*)?\}", entry["value"]), f"{name} should come from the azd environment"
+
+
+# --- azure.yaml ------------------------------------------------------------------------------
+
+
+def azure_yaml_services() -> dict[str, dict[str, str]]:
+    """The `services:` block of azure.yaml (two-level mapping of plain scalars; no YAML library)."""
+    services: dict[str, dict[str, str]] = {}
+    current: str | None = None
+    inside = False
+    for line in (REPO / "azure.yaml").read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if not line.startswith(" "):
+            inside = line.rstrip() == "services:"
+            continue
+        if not inside:
+            continue
+        indent = len(line) - len(line.lstrip())
+        key, _, value = line.strip().partition(":")
+        if indent == 2:
+            current = key
+            services[current] = {}
+        elif indent == 4 and current:
+            services[current][key] = value.strip()
+    return services
+
+
+def test_azure_yaml_deploys_the_function_app_and_the_static_web_app() -> None:
+    services = azure_yaml_services()
+    assert services["api"] == {"project": ".", "language": "python", "host": "function"}
+    # No language: azd must not `npm install` (install scripts); the web service's own hook builds.
+    assert services["web"] == {"project": "web", "host": "staticwebapp", "dist": "dist", "hooks": ""}
+    assert set(services) == {"api", "web"}
+
+
+# --- the post-deployment probe ---------------------------------------------------------------
+
+
+class _FunctionAppStandIn(BaseHTTPRequestHandler):
+    """Answers GET /api/identity with a fixed status and remembers the principal it was sent."""
+
+    status = 401
+    location = ""
+    seen: list[dict[str, Any]] = []
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        header = self.headers.get("x-ms-client-principal", "")
+        type(self).seen.append({"path": self.path, "principal": json.loads(base64.b64decode(header)) if header else None})
+        self.send_response(self.status)
+        if self.location:
+            self.send_header("Location", self.location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def probe(status: int, location: str = "") -> tuple[subprocess.CompletedProcess[str], list[dict[str, Any]]]:
+    handler = type("Handler", (_FunctionAppStandIn,), {"status": status, "location": location, "seen": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        env = {k: v for k, v in os.environ.items() if k not in ("SERVICE_API_URI", "TRUST_CLIENT_PRINCIPAL")}
+        env.update(VERIFY_ATTEMPTS="2", VERIFY_RETRY_SECONDS="0", VERIFY_TIMEOUT_SECONDS="10")
+        result = subprocess.run(
+            ["sh", str(INFRA / "hooks" / "verify-direct-access.sh"), f"http://127.0.0.1:{server.server_port}/"],
+            capture_output=True, text=True, env=env, timeout=60,
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    return result, handler.seen
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_deployment_check_passes_when_direct_callers_are_refused(status: int) -> None:
+    result, seen = probe(status)
+    assert result.returncode == 0, result.stderr
+    assert seen[0]["path"] == "/api/identity"
+    assert seen[0]["principal"]["userId"] == "forged-probe"
+
+
+def test_deployment_check_passes_when_direct_callers_are_sent_to_sign_in() -> None:
+    result, _ = probe(302, "https://app.example.invalid/.auth/login/aad?post_login_redirect_uri=/api/identity")
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(("status", "location"), [(200, ""), (404, ""), (302, "https://elsewhere.example.invalid/")])
+def test_deployment_check_fails_when_the_app_answers_a_forged_principal(status: int, location: str) -> None:
+    result, _ = probe(status, location)
+    assert result.returncode == 1
+    assert "UNSAFE" in result.stderr and "TRUST_CLIENT_PRINCIPAL false" in result.stderr
+
+
+def test_deployment_check_retries_while_the_app_is_still_starting() -> None:
+    result, seen = probe(503)
+    assert result.returncode == 1 and len(seen) == 2
