@@ -127,4 +127,4 @@ class FaultProxy:
         finally:
             for writer in (client_writer, upstream_writer):
                 self._writers.discard(writer)
-                writer.transport.abort()
+                writer.close()
