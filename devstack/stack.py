@@ -184,11 +184,12 @@ class Stack:
         # Secrets travel in the environment (IDENTITY_HEADER, ACS_EMULATOR_ACCESS_KEY), not argv.
         self._start("identity", [py, "-m", "devstack.identity_endpoint", "--host", HOST, "--port", str(PORTS["identity"]),
                                  "--state-dir", str(STATE)], env)
-        acs_state = ["--state-file", str(STATE / "acs-emulator.json")] if self.persistent else []
+        suffix = "" if OFFSET == 0 else f"-{OFFSET}"
+        acs_state = ["--state-file", str(STATE / f"acs-emulator{suffix}.json")] if self.persistent else []
         self._start("acs", [py, "-m", "devstack.acs_emulator", "--host", HOST, "--port", str(PORTS["acs"]),
                             "--state-dir", str(STATE), "--resource-id", s.acs_resource_id, *acs_state],
                     {**env, "ACS_EMULATOR_ACCESS_KEY": s.acs_access_key})
-        azurite_state = ["--location", str(STATE / "azurite")] if self.persistent else ["--inMemoryPersistence"]
+        azurite_state = ["--location", str(STATE / f"azurite{suffix}")] if self.persistent else ["--inMemoryPersistence"]
         self._start("azurite", [str(BIN / "azurite"), "--blobHost", HOST, "--queueHost", HOST, "--tableHost", HOST,
                                 "--blobPort", str(PORTS["blob"]), "--queuePort", str(PORTS["queue"]),
                                 "--tablePort", str(PORTS["table"]), "--cert", str(pki.server_cert),
@@ -201,9 +202,11 @@ class Stack:
         self._wait("oidc", port=PORTS["oidc"])
 
         # The dev stack uses the user's local.settings.json (written only when absent); a test run
-        # always uses fresh settings of its own, so a user's edits cannot change what tests see.
-        settings_file = ROOT / "local.settings.json" if self.persistent else STATE / f"test-{OFFSET}.settings.json"
-        if not settings_file.exists() or not self.persistent:
+        # (or a stack on shifted ports) always uses fresh settings of its own, so a user's edits
+        # cannot change what tests see.
+        own_settings = self.persistent and OFFSET == 0
+        settings_file = ROOT / "local.settings.json" if own_settings else STATE / f"stack-{OFFSET}.settings.json"
+        if not settings_file.exists() or not own_settings:
             settings_file.write_text(json.dumps({"IsEncrypted": False, "Values": _app_settings(stack)}, indent=2) + "\n")
         func = shutil.which("func")
         if func and self.persistent:

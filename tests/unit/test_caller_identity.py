@@ -400,7 +400,7 @@ async def test_issuer_whose_discovery_names_another_issuer_is_not_trusted(make_s
         await runner.cleanup()
 
 
-def test_plain_http_issuer_elsewhere_than_this_machine_is_a_misconfiguration(make_settings):
+async def test_plain_http_issuer_elsewhere_than_this_machine_is_a_misconfiguration(make_settings):
     with pytest.raises(SettingsError, match="OIDC_ISSUER"):
         make_settings(OIDC_ISSUER="http://login.example.com", OIDC_AUDIENCE=AUDIENCE)
 
