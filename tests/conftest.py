@@ -131,7 +131,7 @@ def table(stack: dict):
     from azure.data.tables import TableServiceClient
 
     service = TableServiceClient.from_connection_string(stack["tablesConnectionString"])
-    return service.get_table_client("acsidentities")
+    return service.create_table_if_not_exists("acsidentities")
 
 
 def free_port() -> int:
