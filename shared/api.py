@@ -14,6 +14,7 @@ from .caller import Caller, identify_caller
 from .errors import DependencyUnavailable, Forbidden, InvalidRequest, NotFound, PayloadTooLarge
 from .http_responses import empty_response, json_response, respond
 from .runtime import get_runtime
+from .single_flight import SingleFlight
 from .token_service import user_ref
 
 log = logging.getLogger(__name__)
@@ -122,10 +123,13 @@ async def exchange_teams_token(req: func.HttpRequest) -> func.HttpResponse:
     """POST /api/teams/token: a Teams user's Entra token exchanged for an ACS token."""
 
     async def work() -> func.HttpResponse:
-        await _caller(req)
+        caller = await _caller(req)
         data = read_json(req, frozenset({"teamsToken", "appId", "userId"}))
         token = await get_runtime().tokens.exchange_teams_token(
-            _text_field(data, "teamsToken", 8192), _text_field(data, "appId", 128), _text_field(data, "userId", 128)
+            caller.app_user_id,
+            _text_field(data, "teamsToken", 8192),
+            _text_field(data, "appId", 128),
+            _text_field(data, "userId", 128),
         )
         return json_response({"token": token.token, "expiresOn": _iso(token.expires_on)})
 
@@ -156,15 +160,25 @@ async def mark_deleted_users(req: func.HttpRequest) -> func.HttpResponse:
     return await respond("mark_deleted_users", work)
 
 
+_health_checks: SingleFlight[bool] = SingleFlight()
+
+
+async def _dependencies_healthy() -> bool:
+    runtime = get_runtime()
+    try:
+        await runtime.store.ping()
+        await runtime.acs.check_credentials()
+    except DependencyUnavailable:
+        return False
+    return True
+
+
 async def health(req: func.HttpRequest) -> func.HttpResponse:
-    """GET /api/health: 200 when Table Storage and the service's identity answer, else 503."""
+    """GET /api/health: 200 when Table Storage and the service's identity answer, else 503.
+    Anonymous, so concurrent probes share one check: a flood cannot multiply dependency load."""
 
     async def work() -> func.HttpResponse:
-        runtime = get_runtime()
-        try:
-            await runtime.store.ping()
-            await runtime.acs.check_credentials()
-        except DependencyUnavailable:
+        if not await _health_checks.run("health", _dependencies_healthy):
             return json_response(
                 {"status": "unhealthy", "error": {"code": "DependencyUnavailable", "message": "A dependency is unavailable."}},
                 503,

@@ -6,6 +6,7 @@ setting surface as a clear error on the first request instead of a host that won
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -25,6 +26,9 @@ class Runtime:
 
 @lru_cache(maxsize=1)
 def get_runtime() -> Runtime:
+    # The SDKs log every request's headers at INFO: noise and cost on the hot path, and nothing an
+    # operator needs that the service's own log lines don't say.
+    logging.getLogger("azure").setLevel(logging.WARNING)
     settings = get_settings()
     store = IdentityStore(settings)
     acs = AcsIdentityClient(settings)

@@ -102,9 +102,7 @@ class TokenService:
     async def issue_token(self, app_user_id: str, scopes: tuple[str, ...], minutes: int, fresh: bool = False) -> IssuedToken:
         """A token for the caller's identity, creating the identity on the first call. ``fresh``
         (the caller sent Cache-Control: no-cache) skips handing out a recently issued token."""
-        wait = self._limiter.check(app_user_id)
-        if wait:
-            raise Throttled("Too many token requests; wait before asking again.", retry_after=int(wait))
+        self._check_rate(app_user_id)
         if fresh:
             known = self._identities.get(app_user_id)
             if known is not None:
@@ -254,7 +252,9 @@ class TokenService:
         log.info("deleted identity of user %s", user_ref(app_user_id))
         return True
 
-    async def exchange_teams_token(self, teams_token: str, app_id: str, user_id: str) -> AcsToken:
+    async def exchange_teams_token(self, app_user_id: str, teams_token: str, app_id: str, user_id: str) -> AcsToken:
+        """Exchange a Teams user's Entra token; it counts against the caller's token limit too."""
+        self._check_rate(app_user_id)
         return await self._acs.exchange_teams_token(teams_token, app_id, user_id)
 
     async def mark_deleted(self, app_user_ids: list[str]) -> int:
@@ -266,6 +266,11 @@ class TokenService:
         return await self._store.mark_deleted(app_user_ids)
 
     # -- process memory ---------------------------------------------------------------------
+
+    def _check_rate(self, app_user_id: str) -> None:
+        wait = self._limiter.check(app_user_id)
+        if wait:
+            raise Throttled("Too many token requests; wait before asking again.", retry_after=int(wait))
 
     def _remember(self, app_user_id: str, mapping: Mapping) -> None:
         known = _Known(mapping.communication_user_id, mapping.last_seen)

@@ -48,7 +48,7 @@ const state = {
   expiresOnTimestamp: 0,
   busy: false,
   /** Whether the next token request must be newly issued (set for the person's own actions). */
-  freshNext: true,
+  freshNext: false,
 };
 
 // ---- showing things -------------------------------------------------------------------------
@@ -149,8 +149,8 @@ function dropCredential() {
 }
 
 /** Gets a fresh token and hands it to a new credential that keeps it fresh from then on. */
-async function startCredential() {
-  state.freshNext = true;
+async function startCredential({ fresh }) {
+  state.freshNext = fresh;
   const first = await tokenRefresher();
   dropCredential();
   state.credential = new AzureCommunicationTokenCredential({
@@ -210,9 +210,9 @@ async function runAction(working, action) {
   }
 }
 
-async function getNewToken() {
+async function getNewToken({ fresh = true } = {}) {
   state.request = readRequest();
-  await startCredential();
+  await startCredential({ fresh });
   showStatus(`New token issued. It expires at ${view.expiresOn.textContent}.`);
 }
 
@@ -248,14 +248,16 @@ async function start() {
   view.userName.textContent = user.userDetails;
   view.userProvider.textContent = `(${user.identityProvider})`;
   view.signedIn.hidden = false;
-  await getNewToken();
+  // Opening (or reloading) the page may take a token the service issued moments ago: a storm of
+  // reloads then costs ACS nothing extra. The button asks for a newly issued one.
+  await getNewToken({ fresh: false });
 }
 
 // ---- wiring ---------------------------------------------------------------------------------
 
 view.form.addEventListener("submit", (event) => {
   event.preventDefault();
-  runAction("Getting a new token…", getNewToken);
+  runAction("Getting a new token…", () => getNewToken());
 });
 view.revoke.addEventListener("click", () => runAction("Revoking your tokens…", revoke));
 view.remove.addEventListener("click", () => runAction("Deleting your identity…", removeIdentity));
