@@ -21,6 +21,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Awaitable, Callable
 
 from .acs_identity import AcsIdentityClient, AcsToken, IdentityNotFound
 from .errors import DependencyUnavailable, Forbidden, InvalidRequest, Throttled
@@ -178,33 +179,40 @@ class TokenService:
 
     async def _create(self, app_user_id: str, scopes: tuple[str, ...], minutes: int) -> tuple[str, AcsToken] | None:
         """A new identity and its mapping; None when another instance inserted first (ours is deleted)."""
-        communication_user_id, token = await self._acs.create_user_and_token(scopes, minutes)
-        try:
-            inserted = await self._store.insert(app_user_id, communication_user_id)
-        except DependencyUnavailable:
-            await self._discard(communication_user_id, "mapping write failed")
-            raise
-        if not inserted:
-            await self._discard(communication_user_id, "lost the first-call race")
-            return None
-        log.info("created identity for user %s", user_ref(app_user_id))
-        self._identities.put(app_user_id, _Known(communication_user_id, datetime.now(timezone.utc)))
-        self._recent_tokens.put((communication_user_id, scopes, minutes), (time.monotonic(), token))
-        return communication_user_id, token
+        created = await self._new_identity(
+            app_user_id, scopes, minutes, lambda new_id: self._store.insert(app_user_id, new_id), "lost the first-call race"
+        )
+        if created is not None:
+            log.info("created identity for user %s", user_ref(app_user_id))
+        return created
 
     async def _repair(self, mapping: Mapping, scopes: tuple[str, ...], minutes: int) -> tuple[str, AcsToken] | None:
         """The mapped identity no longer exists at ACS: point the mapping at a new one."""
         log.warning("mapped identity of user %s no longer exists; repairing", user_ref(mapping.app_user_id))
+        return await self._new_identity(
+            mapping.app_user_id, scopes, minutes, lambda new_id: self._store.replace(mapping, new_id), "mapping changed during repair"
+        )
+
+    async def _new_identity(
+        self,
+        app_user_id: str,
+        scopes: tuple[str, ...],
+        minutes: int,
+        record: Callable[[str], Awaitable[bool]],
+        lost_race: str,
+    ) -> tuple[str, AcsToken] | None:
+        """Create an identity with its first token (one ACS round trip), then ``record`` it in
+        the mapping. If recording fails or loses a race, the identity is deleted again: no orphan."""
         communication_user_id, token = await self._acs.create_user_and_token(scopes, minutes)
         try:
-            replaced = await self._store.replace(mapping, communication_user_id)
+            recorded = await record(communication_user_id)
         except DependencyUnavailable:
-            await self._discard(communication_user_id, "mapping repair failed")
+            await self._discard(communication_user_id, "mapping write failed")
             raise
-        if not replaced:
-            await self._discard(communication_user_id, "mapping changed during repair")
+        if not recorded:
+            await self._discard(communication_user_id, lost_race)
             return None
-        self._identities.put(mapping.app_user_id, _Known(communication_user_id, datetime.now(timezone.utc)))
+        self._identities.put(app_user_id, _Known(communication_user_id, datetime.now(timezone.utc)))
         self._recent_tokens.put((communication_user_id, scopes, minutes), (time.monotonic(), token))
         return communication_user_id, token
 
