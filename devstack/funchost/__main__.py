@@ -26,6 +26,7 @@ from .server import FunctionHost
 
 log = logging.getLogger("devstack.funchost")
 
+MAX_HEADER_BYTES = 32 * 1024
 # Seconds that in-flight requests and admin-started invocations get on shutdown.
 SHUTDOWN_GRACE_SECONDS = 10.0
 
@@ -71,8 +72,15 @@ async def serve(args: argparse.Namespace, app_dir: Path) -> int:
 
     executor = ThreadPoolExecutor(max_workers=_thread_pool_size(), thread_name_prefix="function-sync")
     host = FunctionHost(entries, host_config, Invoker(executor), schedules_enabled=not args.no_schedules)
+    # The Functions host (Kestrel) accepts request headers up to 32 KiB; aiohttp's default of
+    # 8 KiB would answer a large header itself, in plain text, echoing part of it into the log.
     runner = web.AppRunner(
-        host.build_app(), access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE_SECONDS
+        host.build_app(),
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
+        max_line_size=MAX_HEADER_BYTES,
+        max_field_size=MAX_HEADER_BYTES,
     )
     await runner.setup()
     try:
