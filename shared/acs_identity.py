@@ -98,7 +98,8 @@ class AcsIdentityClient:
 
     async def _call(self, operation: str, call: Callable[[Any], Awaitable[T]]) -> T:
         try:
-            return await asyncio.wait_for(call(self._sdk()), self._settings.dependency_timeout_seconds)
+            async with asyncio.timeout(self._settings.dependency_timeout_seconds):
+                return await call(self._sdk())
         except ResourceNotFoundError:
             raise IdentityNotFound(operation) from None
         except asyncio.TimeoutError:
@@ -121,7 +122,9 @@ class AcsIdentityClient:
                     raise InvalidRequest("The Teams token exchange was rejected: check teamsToken, appId and userId.",
                                          code="InvalidTeamsToken") from None
                 raise InvalidRequest("Azure Communication Services rejected the request.", code=code) from None
-            log.warning("acs %s failed after retries: %s %s", operation, status, code)
+            # A 429 is ACS pacing us: expected in a sweep, which waits it out; not worth a warning.
+            level = logging.INFO if status == 429 else logging.WARNING
+            log.log(level, "acs %s failed (%d retries allowed): %s %s", operation, self._retries, status, code)
             raise DependencyUnavailable(
                 "Azure Communication Services is unavailable; try again shortly.", retry_after=_retry_after(error)
             ) from None

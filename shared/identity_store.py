@@ -121,12 +121,14 @@ class IdentityStore:
         (Bicep creates it in Azure; local emulators start empty)."""
         try:
             try:
-                return await asyncio.wait_for(call(self._table()), self._settings.dependency_timeout_seconds)
+                async with asyncio.timeout(self._settings.dependency_timeout_seconds):
+                    return await call(self._table())
             except ResourceNotFoundError as error:
                 if self._table_ready or getattr(error, "error_code", None) != "TableNotFound":
                     raise
                 await self._create_table()
-                return await asyncio.wait_for(call(self._table()), self._settings.dependency_timeout_seconds)
+                async with asyncio.timeout(self._settings.dependency_timeout_seconds):
+                    return await call(self._table())
         except (ResourceNotFoundError, ResourceExistsError, ResourceModifiedError):
             raise
         except asyncio.TimeoutError:

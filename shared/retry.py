@@ -8,7 +8,18 @@ Retry-After across all its workers rather than letting each one sleep.
 
 from __future__ import annotations
 
+import os
+import urllib.request
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
+
+
+@lru_cache(maxsize=1)
+def _environment_configures_http() -> bool:
+    """Honour HTTP(S)_PROXY or a .netrc only when one is set: otherwise aiohttp re-reads them in a
+    thread pool on every SDK request (about 0.5 ms of CPU per call, measured in bench/)."""
+    return bool(urllib.request.getproxies()) or "NETRC" in os.environ or (Path.home() / ".netrc").exists()
 
 
 def pipeline_options(timeout_seconds: float, retries: int = 3) -> dict[str, Any]:
@@ -19,4 +30,5 @@ def pipeline_options(timeout_seconds: float, retries: int = 3) -> dict[str, Any]
         "retry_backoff_max": 2,
         "connection_timeout": min(5.0, timeout_seconds),
         "read_timeout": timeout_seconds,
+        "use_env_settings": _environment_configures_http(),
     }
