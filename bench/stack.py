@@ -81,6 +81,10 @@ class Emulator:
     async def stats(self) -> dict[str, Any]:
         return await self._call("GET", "stats")
 
+    async def identities(self) -> set[str]:
+        """Every identity the emulator holds that is not deleted."""
+        return set((await self._call("GET", "identities"))["identities"])
+
 
 def calls(before: dict[str, Any], after: dict[str, Any], operation: str) -> int:
     """ACS calls of one operation between two stats snapshots."""

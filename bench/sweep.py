@@ -1,0 +1,126 @@
+"""The cleanup sweep's throughput: 10,000 deleted users (tombstones, each with a mapping and a
+live ACS identity), swept once with the app's own Sweeper and settings, against the emulator's
+deleteIdentity limit (500 per 30 s) scaled by a factor so the run fits in a minute.
+
+Figures: the achieved delete rate as a fraction of the (scaled) limit, and Table Storage
+operations per deleted user. The data is written straight to the table with the documented
+schema (shared/identity_store.py), the identities are made through the SDK.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from .measure import sdk_session
+from .stack import Emulator, calls, settings_env
+
+DELETE_LIMIT_PER_WINDOW = 500
+WINDOW_SECONDS = 30.0
+SETUP_CONCURRENCY = 64
+SETUP_LIMIT_SCALE = 100
+
+
+async def _create_identities(endpoint: str, count: int) -> list[str]:
+    ids: list[str] = []
+    numbers = itertools.count()
+    async with sdk_session(endpoint) as client:
+        async def worker() -> None:
+            while next(numbers) < count:
+                user = await client.create_user()
+                ids.append(user.properties["id"])
+
+        await asyncio.gather(*(worker() for _ in range(SETUP_CONCURRENCY)))
+    return ids
+
+
+async def _write_rows(connection_string: str, table_name: str, app_user_ids: list[str], identities: list[str]) -> None:
+    """Mappings (one partition per user: written one by one) and tombstones (one partition:
+    batch transactions of 100), exactly as the service and an app backend write them."""
+    from azure.core.exceptions import ResourceExistsError
+    from azure.data.tables.aio import TableClient
+
+    from shared.identity_store import MAPPING_ROW, TOMBSTONE_PARTITION, table_key
+
+    now = datetime.now(timezone.utc)
+    async with TableClient.from_connection_string(connection_string, table_name=table_name) as table:
+        try:
+            await table.create_table()
+        except ResourceExistsError:
+            pass
+        rows = iter(zip(app_user_ids, identities))
+
+        async def writer() -> None:
+            for app_user_id, identity in rows:
+                await table.upsert_entity({
+                    "PartitionKey": table_key(app_user_id), "RowKey": MAPPING_ROW, "AppUserId": app_user_id,
+                    "CommunicationUserId": identity, "CreatedAt": now, "LastSeenAt": now,
+                })
+
+        await asyncio.gather(*(writer() for _ in range(SETUP_CONCURRENCY)))
+        for start in range(0, len(app_user_ids), 100):
+            await table.submit_transaction([
+                ("upsert", {"PartitionKey": TOMBSTONE_PARTITION, "RowKey": table_key(u), "AppUserId": u, "MarkedAt": now})
+                for u in app_user_ids[start:start + 100]
+            ])
+
+
+async def run(stack: dict[str, Any], emulator: Emulator, users: int, limit_scale: float) -> dict[str, Any]:
+    from shared.acs_identity import AcsIdentityClient
+    from shared.cleanup import Sweeper
+    from shared.credentials import get_credential
+    from shared.identity_store import IdentityStore
+    from shared.settings import load_settings
+
+    settings = load_settings(settings_env(stack))
+    setup_started = time.perf_counter()
+    await emulator.configure(limitScale=SETUP_LIMIT_SCALE)
+    identities = await _create_identities(stack["acsEndpoint"], users)
+    app_user_ids = [f"github|bench-swept-{i}-{identity[-12:]}" for i, identity in enumerate(identities)]
+    await _write_rows(stack["tablesConnectionString"], settings.identity_table, app_user_ids, identities)
+    setup_seconds = time.perf_counter() - setup_started
+
+    await emulator.configure(limitScale=limit_scale)  # fresh windows at the scaled limit
+    store = IdentityStore(settings)
+    acs = AcsIdentityClient(settings, retries=0)  # as the timer function builds it
+    sweeper = Sweeper(settings, store, acs)
+    # Each 429 is logged by the app; the run reports how many there were instead.
+    logging.getLogger("shared").setLevel(logging.ERROR)
+    before = await emulator.stats()
+    cpu = time.process_time()
+    try:
+        report = await sweeper.run()
+    finally:
+        await store.close()
+        await acs.close()
+        await get_credential().close()
+    sweep_cpu = time.process_time() - cpu
+    after = await emulator.stats()
+    left = len(set(identities) & await emulator.identities())
+
+    limit_per_second = DELETE_LIMIT_PER_WINDOW * limit_scale / WINDOW_SECONDS
+    deleted = report.deleted
+    rate = deleted / report.seconds if report.seconds else 0.0
+    return {
+        "users": users,
+        "setup_seconds": round(setup_seconds, 1),
+        "limit_scale": limit_scale,
+        "delete_limit_per_second": round(limit_per_second, 1),
+        "sweep_seconds": round(report.seconds, 1),
+        "deleted": deleted,
+        "failed": report.failed,
+        "left_for_next_run": report.left,
+        "identities_still_live": left,
+        "achieved_deletes_per_second": round(rate, 1),
+        "fraction_of_limit": round(rate / limit_per_second, 3),
+        "acs_delete_calls": calls(before, after, "deleteIdentity"),
+        "acs_throttled": after["throttledTotal"] - before["throttledTotal"],
+        "table_operations": report.table_operations,
+        "table_operations_per_deleted_user": round(report.table_operations / deleted, 3) if deleted else None,
+        "sweeper_cpu_ms_per_deleted_user": round(sweep_cpu / deleted * 1000, 3) if deleted else None,
+        "concurrency": settings.cleanup_concurrency,
+    }
