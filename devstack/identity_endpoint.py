@@ -26,7 +26,6 @@ import base64
 import logging
 import os
 import secrets
-import signal
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from devstack.pki import ensure_pki, key_id
+from devstack.signals import until_stopped
 
 log = logging.getLogger("devstack.identity_endpoint")
 
@@ -230,12 +230,8 @@ async def _serve(args: argparse.Namespace) -> None:
     site = web.TCPSite(runner, args.host, args.port)
     await site.start()
     print(f"identity endpoint ready on http://{args.host}:{args.port}{TOKEN_PATH}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
     try:
-        await stop.wait()
+        await until_stopped()
     finally:
         await runner.cleanup()
 

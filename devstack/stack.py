@@ -178,7 +178,6 @@ class Stack:
         s = _secrets()
         stack = _describe(pki, s, f"http://{HOST}:{PORTS['functions']}")
         env = {**os.environ, **_runtime_env(stack)}
-        ctx = ssl.create_default_context(cafile=str(pki.ca_cert))
         py = sys.executable
 
         # Secrets travel in the environment (IDENTITY_HEADER, ACS_EMULATOR_ACCESS_KEY), not argv.

@@ -104,14 +104,11 @@ class TokenService:
         """A token for the caller's identity, creating the identity on the first call. ``fresh``
         (the caller sent Cache-Control: no-cache) skips handing out a recently issued token."""
         self._check_rate(app_user_id)
-        if fresh:
-            known = self._identities.get(app_user_id)
-            if known is not None:
-                self._recent_tokens.pop((known.communication_user_id, scopes, minutes))
-
         known = self._identities.get(app_user_id)
         if known is None:
             return await self._resolving_issue(app_user_id, scopes, minutes)
+        if fresh:
+            self._recent_tokens.pop((known.communication_user_id, scopes, minutes))
         try:
             token = await self._issue_shared(known.communication_user_id, scopes, minutes)
         except IdentityNotFound:

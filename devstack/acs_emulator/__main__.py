@@ -6,11 +6,11 @@ import argparse
 import asyncio
 import logging
 import os
-import signal
 import uuid
 from pathlib import Path
 
 from devstack.pki import ensure_pki
+from devstack.signals import until_stopped
 
 from . import EmulatorConfig, create_app, start
 from .store import resource_id_in
@@ -61,12 +61,8 @@ async def _serve(args: argparse.Namespace) -> None:
     )
     runner = await start(create_app(config), args.host, args.port, pki.server_ssl_context(), access_log=config.access_log)
     print(f"ACS emulator ready on https://{args.host}:{args.port} (resource {config.resource_id})", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
     try:
-        await stop.wait()
+        await until_stopped()
     finally:
         await runner.cleanup()  # flushes the state file
 

@@ -12,7 +12,6 @@ import argparse
 import asyncio
 import logging
 import os
-import signal
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,6 +21,8 @@ from aiohttp import web
 
 from .appconfig import AppConfigError, load_host_config, load_local_settings
 from .functions import AppLoadError, Invoker, import_function_app, index_functions
+from devstack.signals import until_stopped
+
 from .server import FunctionHost
 
 log = logging.getLogger("devstack.funchost")
@@ -94,12 +95,8 @@ async def serve(args: argparse.Namespace, app_dir: Path) -> int:
     log.info("Functions:\n%s", "\n".join(f"        {line}" for line in host.describe(base_url)))
     log.info("Host started; listening on %s (route prefix '%s')", base_url, host_config.route_prefix)
 
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stopping.set)
     host.start_timers()
-    await stopping.wait()
+    await until_stopped()
 
     log.info("Stopping the host")
     await host.stop(SHUTDOWN_GRACE_SECONDS)
