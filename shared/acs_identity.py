@@ -23,12 +23,15 @@ from azure.core.exceptions import (
 )
 
 from .credentials import get_credential
-from .errors import DependencyUnavailable, InvalidRequest
+from .errors import DependencyUnavailable, InvalidRequest, ServiceError
 from .retry import pipeline_options
 from .settings import Settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+#: How long a create that outlived the caller's budget is still awaited, to delete what it made.
+_LATE_CREATE_WAIT_SECONDS = 120
 
 
 class IdentityNotFound(Exception):
@@ -82,6 +85,7 @@ class AcsIdentityClient:
         self._settings = settings
         self._retries = retries
         self._client: Any = None
+        self._late_deletes: set[asyncio.Task[None]] = set()
 
     def _sdk(self) -> Any:
         if self._client is None:
@@ -133,13 +137,40 @@ class AcsIdentityClient:
             raise DependencyUnavailable("Azure Communication Services could not be reached.") from None
 
     async def create_user_and_token(self, scopes: tuple[str, ...], minutes: int) -> tuple[str, AcsToken]:
-        """One round trip: a new identity and its first token."""
+        """One round trip: a new identity and its first token.
 
-        async def call(sdk: Any) -> tuple[str, AcsToken]:
-            user, token = await sdk.create_user_and_token(list(scopes), token_expires_in=timedelta(minutes=minutes))
+        ACS has no idempotent create, so a create that outlives the time budget is not cancelled
+        (ACS may already have made the identity): it is left to finish, and the identity it
+        returns is deleted, since nobody will map it. Otherwise it would be orphaned forever."""
+
+        async def create(sdk: Any) -> tuple[str, AcsToken]:
+            user, token = await sdk.create_user_and_token(
+                list(scopes), token_expires_in=timedelta(minutes=minutes), read_timeout=_LATE_CREATE_WAIT_SECONDS
+            )
             return user.properties["id"], AcsToken(token.token, to_utc(token.expires_on))
 
-        return await self._call("create_user_and_token", call)
+        pending = asyncio.ensure_future(create(self._sdk()))
+        try:
+            return await self._call("create_user_and_token", lambda _: asyncio.shield(pending))
+        except DependencyUnavailable:
+            if not pending.done():
+                pending.add_done_callback(self._delete_late_identity)
+            raise
+
+    def _delete_late_identity(self, finished: asyncio.Future[tuple[str, AcsToken]]) -> None:
+        if finished.cancelled() or finished.exception() is not None:
+            return
+        communication_user_id, _ = finished.result()
+        log.info("deleting an identity whose creation finished after the time budget")
+        task = asyncio.ensure_future(self._delete_quietly(communication_user_id))
+        self._late_deletes.add(task)
+        task.add_done_callback(self._late_deletes.discard)
+
+    async def _delete_quietly(self, communication_user_id: str) -> None:
+        try:
+            await self.delete_identity(communication_user_id)
+        except ServiceError:
+            log.error("could not delete an identity created after the time budget; it is orphaned")
 
     async def issue_token(self, communication_user_id: str, scopes: tuple[str, ...], minutes: int) -> AcsToken:
         from azure.communication.identity import CommunicationUserIdentifier
