@@ -24,7 +24,7 @@ web: node_modules/.installed
 
 # Debian's Chromium for the browser test (the test tool cannot download its own browser here).
 browser:
-	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 # checkov pins an older pycep-parser than the tests use, so it lives in a venv of its own.
 $(CHECKOV_VENV)/.installed:
