@@ -1,7 +1,7 @@
 """The ACS trusted token service: every function, its trigger and route, on one screen.
 
 Handlers live in shared/api.py (HTTP) and shared/cleanup.py (the sweep); nothing here does work,
-and nothing heavy is imported until the first invocation.
+and the SDK clients (and the OIDC verifier) are built on first use, not at import.
 """
 
 import logging

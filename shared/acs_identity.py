@@ -15,7 +15,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Awaitable, Callable, TypeVar
 
 from azure.core.exceptions import (
-    ClientAuthenticationError,
     HttpResponseError,
     ResourceNotFoundError,
     ServiceRequestError,
@@ -30,8 +29,16 @@ from .settings import Settings
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+#: ACS's error codes for a Teams token it will not exchange (the caller's input, so a 400).
+_TEAMS_TOKEN_REJECTIONS = frozenset({"InvalidAccessToken", "ValidationError"})
+
 #: How long a create that outlived the caller's budget is still awaited, to delete what it made.
 _LATE_CREATE_WAIT_SECONDS = 120
+
+
+class AcsRefused(DependencyUnavailable):
+    """ACS refused a request the service made (403, Denied, IdentityNotOwned…): a problem of the
+    deployment (a missing role, the wrong resource), not of the caller and not transient."""
 
 
 class IdentityNotFound(Exception):
@@ -109,23 +116,18 @@ class AcsIdentityClient:
         except asyncio.TimeoutError:
             log.warning("acs %s timed out", operation)
             raise DependencyUnavailable("Azure Communication Services did not answer in time.", retry_after=5) from None
-        except ClientAuthenticationError as error:
-            status = getattr(error, "status_code", None)
-            code = getattr(getattr(error, "error", None), "code", None)
-            if operation == "exchange_teams_token" and status == 401:
-                raise InvalidRequest("The Teams token was rejected: it is invalid, expired or not for this app and user.",
-                                     code="InvalidTeamsToken") from None
-            log.error("acs %s refused the service's own credentials (status %s, code %s)", operation, status, code)
-            raise DependencyUnavailable("Azure Communication Services refused the service's credentials.") from None
-        except HttpResponseError as error:
+        except HttpResponseError as error:  # ClientAuthenticationError included
             status = error.status_code or 0
             code = getattr(getattr(error, "error", None), "code", None) or "AcsError"
+            if operation == "exchange_teams_token" and (code in _TEAMS_TOKEN_REJECTIONS or status in (400, 403)):
+                raise InvalidRequest(
+                    "The Teams token was rejected: it is invalid, expired or not for this app and user.", code="InvalidTeamsToken"
+                ) from None
             if 400 <= status < 500 and status not in (408, 429):
-                log.warning("acs %s rejected input: %s %s", operation, status, code)
-                if operation == "exchange_teams_token":
-                    raise InvalidRequest("The Teams token exchange was rejected: check teamsToken, appId and userId.",
-                                         code="InvalidTeamsToken") from None
-                raise InvalidRequest("Azure Communication Services rejected the request.", code=code) from None
+                # Every input the service sends is validated first, so ACS refusing one (Denied,
+                # IdentityNotOwned, a missing role…) is the service's problem, not the caller's.
+                log.error("acs %s refused the service's request: %s %s", operation, status, code)
+                raise AcsRefused("Azure Communication Services refused the service's request.", retry_after=30) from None
             # A 429 is ACS pacing us: expected in a sweep, which waits it out; not worth a warning.
             level = logging.INFO if status == 429 else logging.WARNING
             log.log(level, "acs %s failed (%d retries allowed): %s %s", operation, self._retries, status, code)
@@ -204,7 +206,10 @@ class AcsIdentityClient:
             token = await sdk.get_token_for_teams_user(teams_token, app_id, user_id)
             return AcsToken(token.token, to_utc(token.expires_on))
 
-        return await self._call("exchange_teams_token", call)
+        try:
+            return await self._call("exchange_teams_token", call)
+        except IdentityNotFound:  # no identity is named in an exchange: a 404 is ACS's oddity
+            raise DependencyUnavailable("Azure Communication Services could not exchange the token.") from None
 
     async def check_credentials(self) -> None:
         """Prove the managed identity can get a token for ACS (no ACS call, no side effect).

@@ -24,13 +24,12 @@ import base64
 import binascii
 import json
 import re
-import unicodedata
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from shared import oidc
 from shared.errors import Unauthenticated
 from shared.settings import Settings
+from shared.text import is_clean
 
 PRINCIPAL_HEADER = "x-ms-client-principal"
 PRINCIPAL_IDP_HEADER = "x-ms-client-principal-idp"
@@ -54,10 +53,9 @@ _USER_ID_CLAIMS = (
 )
 _DEFAULT_ROLE_CLAIMS = frozenset({"roles", "http://schemas.microsoft.com/ws/2008/06/identity/claims/role"})
 
-_UNCLEAN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
-
 MISSING_CALLER = "MissingCaller"
 INVALID_PRINCIPAL = "InvalidPrincipal"
+INVALID_BEARER = "InvalidBearerToken"
 
 
 @dataclass(frozen=True)
@@ -87,12 +85,6 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return value
 
 
-def _is_clean(text: str) -> bool:
-    """No control, format, line-separator or lone-surrogate characters (JSON escapes can carry
-    any of them, and they make ids that print alike differ or break encoding later)."""
-    return not any(unicodedata.category(c) in _UNCLEAN_CATEGORIES for c in text)
-
-
 def _text(value: Any, what: str, limit: int) -> str:
     if value is None:
         raise _Malformed(f"{what} is missing")
@@ -102,7 +94,7 @@ def _text(value: Any, what: str, limit: int) -> str:
         raise _Malformed(f"{what} is empty")
     if len(value) > limit:
         raise _Malformed(f"{what} is too long")
-    if not _is_clean(value):
+    if not is_clean(value):
         raise _Malformed(f"{what} contains control characters")
     return value
 
@@ -224,8 +216,10 @@ async def identify_caller(headers: Mapping[str, str], settings: Settings) -> Cal
         raise Unauthenticated("Sign in first: the request carries no caller identity", code=MISSING_CALLER)
     if not (settings.oidc_issuer and settings.oidc_audience):
         raise Unauthenticated(
-            "Bearer tokens are not configured for this service (no OIDC issuer is set)", code=oidc.INVALID_BEARER
+            "Bearer tokens are not configured for this service (no OIDC issuer is set)", code=INVALID_BEARER
         )
+    from shared import oidc  # PyJWT and its crypto load on the first bearer token, not at import
+
     verified = await oidc.verify_bearer_token(
         token, issuer=settings.oidc_issuer, audience=settings.oidc_audience, algorithms=settings.oidc_algorithms
     )
@@ -234,4 +228,6 @@ async def identify_caller(headers: Mapping[str, str], settings: Settings) -> Cal
 
 async def close() -> None:
     """Release the bearer-token verifier's HTTP session and key cache (tests; shutdown)."""
+    from shared import oidc
+
     await oidc.close()

@@ -21,11 +21,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import AsyncIterator
 
-from .acs_identity import AcsIdentityClient
+from .acs_identity import AcsIdentityClient, AcsRefused
 from .errors import DependencyUnavailable
 from .identity_store import IdentityStore, Mapping, Tombstone
 from .settings import Settings
@@ -64,7 +64,6 @@ class _Pacer:
     """One shared pause: when ACS says Retry-After, every worker waits, not just the one told."""
 
     resume_at: float = 0.0
-    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def pause(self, seconds: float) -> None:
         self.resume_at = max(self.resume_at, time.monotonic() + seconds)
@@ -94,11 +93,14 @@ class Sweeper:
         try:
             async for page in self._work_pages():
                 report.table_operations += 1
+                report.found += len(page)
+                if time.monotonic() >= deadline:
+                    # Out of time: this page and any after it are the next run's (not listed
+                    # further, so a large backlog cannot push the run past the function timeout).
+                    report.left += len(page)
+                    log.info("cleanup time budget spent; more tombstones may remain for the next run")
+                    break
                 for item in page:
-                    report.found += 1
-                    if time.monotonic() >= deadline:
-                        report.left += 1
-                        continue
                     await queue.put(item)
         finally:
             for _ in workers:
@@ -131,8 +133,16 @@ class Sweeper:
                     else:
                         await self._sweep_one(item, report)
                     break
+                except AcsRefused:  # not transient: retrying now would only stall every worker
+                    log.error("ACS refused to delete one user's identity; the next run retries")
+                    report.failed += 1
+                    break
                 except DependencyUnavailable as error:
                     pacer.pause(error.retry_after)
+                except Exception:  # a worker must never die: the queue would stall the run
+                    log.exception("cleanup failed on one user; the next run retries")
+                    report.failed += 1
+                    break
             else:
                 report.failed += 1
                 log.warning("cleanup could not finish one user after %d attempts; the next run retries", _ATTEMPTS)
@@ -169,16 +179,17 @@ class Sweeper:
 
         retention = timedelta(hours=self._settings.cleanup_tombstone_retention_hours)
         if retention <= timedelta(0) or (tombstone.swept_at is not None and now - tombstone.swept_at >= retention):
-            await self._store.remove_tombstone(tombstone.app_user_id)
+            await self._store.remove_tombstone(tombstone)
             report.table_operations += 1
         elif tombstone.swept_at is None:
-            await self._store.mark_swept(tombstone.app_user_id)
+            await self._store.mark_swept(tombstone)
             report.table_operations += 1
 
     async def _sweep_inactive(self, mapping: Mapping, report: SweepReport) -> None:
         """An inactive user's identity goes without a tombstone: if they come back they simply
-        get a new identity. The mapping delete is conditional on its etag, so a user seen again
-        since the scan keeps their mapping (which the next request repairs if needed)."""
+        get a new identity. Identity first, then the mapping (conditional on its etag): a user
+        seen again since the scan keeps a mapping to the deleted identity, which their next
+        request repairs with a new one; no identity is ever left unmapped."""
         report.inactive += 1
         if self._settings.cleanup_dry_run:
             return

@@ -69,6 +69,7 @@ class Tombstone:
     """An app user the app has deleted; ``swept_at`` once the sweep has deleted their identity."""
 
     app_user_id: str
+    row_key: str
     marked_at: datetime | None
     swept_at: datetime | None
 
@@ -82,8 +83,18 @@ def _mapping(entity: Any) -> Mapping:
     )
 
 
-def _tombstone(entity: Any) -> Tombstone:
-    return Tombstone(app_user_id=entity["AppUserId"], marked_at=entity.get("MarkedAt"), swept_at=entity.get("SweptAt"))
+def _tombstone(entity: Any) -> Tombstone | None:
+    """A tombstone row as written by the service or by an app's backend; None when it names no
+    user (a row like that is skipped and logged, never allowed to stop a sweep)."""
+    app_user_id = entity.get("AppUserId")
+    if not isinstance(app_user_id, str) or not app_user_id:
+        return None
+
+    def moment(name: str) -> datetime | None:
+        value = entity.get(name)
+        return value if isinstance(value, datetime) else None
+
+    return Tombstone(app_user_id, entity["RowKey"], moment("MarkedAt"), moment("SweptAt"))
 
 
 def _now() -> datetime:
@@ -242,7 +253,11 @@ class IdentityStore:
     async def tombstone_pages(self, page_size: int = 1000) -> AsyncIterator[list[Tombstone]]:
         """Every tombstone, a page at a time."""
         async for page in self._pages("list_tombstones", "PartitionKey eq @p", {"p": TOMBSTONE_PARTITION}, page_size):
-            yield [_tombstone(e) for e in page]
+            tombstones = [_tombstone(e) for e in page]
+            unreadable = tombstones.count(None)
+            if unreadable:
+                log.error("skipped %d tombstone rows without an AppUserId string", unreadable)
+            yield [t for t in tombstones if t is not None]
 
     async def _pages(self, operation: str, query: str, parameters: dict[str, Any], page_size: int) -> AsyncIterator[list[Any]]:
         """A query's results a page at a time, following continuation tokens, each page read
@@ -275,16 +290,16 @@ class IdentityStore:
                                       {"r": MAPPING_ROW, "t": seen_before}, page_size):
             yield [_mapping(e) for e in page]
 
-    async def mark_swept(self, app_user_id: str) -> None:
-        entity = {"PartitionKey": TOMBSTONE_PARTITION, "RowKey": table_key(app_user_id), "SweptAt": _now()}
+    async def mark_swept(self, tombstone: Tombstone) -> None:
+        entity = {"PartitionKey": TOMBSTONE_PARTITION, "RowKey": tombstone.row_key, "SweptAt": _now()}
         try:
             await self._call("mark_swept", lambda t: t.update_entity(entity, mode="merge"))
         except ResourceNotFoundError:
             pass
 
-    async def remove_tombstone(self, app_user_id: str) -> None:
+    async def remove_tombstone(self, tombstone: Tombstone) -> None:
         try:
-            await self._call("remove_tombstone", lambda t: t.delete_entity(TOMBSTONE_PARTITION, table_key(app_user_id)))
+            await self._call("remove_tombstone", lambda t: t.delete_entity(TOMBSTONE_PARTITION, tombstone.row_key))
         except ResourceNotFoundError:
             pass
 

@@ -27,7 +27,6 @@ import logging
 import os
 import ssl
 import time
-import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 from urllib.parse import urlsplit
@@ -37,6 +36,7 @@ import jwt
 
 from shared.errors import DependencyUnavailable, Unauthenticated
 from shared.settings import SettingsError
+from shared.text import is_clean
 
 logger = logging.getLogger(__name__)
 
@@ -61,11 +61,6 @@ INVALID_BEARER = "InvalidBearerToken"
 
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 _CURVE_FOR_ALGORITHM = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
-
-
-def _is_clean(text: str) -> bool:
-    """No control, format, line-separator or lone-surrogate characters."""
-    return not any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Zl", "Zp") for c in text)
 
 
 def _monotonic() -> float:
@@ -295,7 +290,7 @@ def _roles(claims: dict[str, Any]) -> frozenset[str]:
         roles = [roles]
     if not isinstance(roles, list):
         return frozenset()
-    return frozenset(r for r in roles if isinstance(r, str) and r and _is_clean(r))
+    return frozenset(r for r in roles if isinstance(r, str) and r and is_clean(r))
 
 
 def _reason(error: Exception) -> str:
@@ -366,6 +361,6 @@ async def verify_bearer_token(token: str, *, issuer: str, audience: str, algorit
         raise _bad_token(_reason(error)) from None
 
     subject = claims["sub"]
-    if not isinstance(subject, str) or not subject.strip() or not _is_clean(subject) or len(subject) > 512:
+    if not isinstance(subject, str) or not subject.strip() or not is_clean(subject) or len(subject) > 512:
         raise _bad_token("The bearer token's subject is not usable")
     return VerifiedToken(issuer=claims["iss"], subject=subject, roles=_roles(claims))

@@ -26,9 +26,9 @@ class PerUserRateLimiter:
         bucket = self._buckets.get(user)
         if bucket is None:
             bucket = [self._capacity, now]
-            self._buckets.put(user, bucket)
         tokens = min(self._capacity, bucket[0] + (now - bucket[1]) * self._rate)
         bucket[1] = now
+        self._buckets.put(user, bucket)  # keep an active user's bucket from expiring (and refilling)
         if tokens >= 1:
             bucket[0] = tokens - 1
             return 0.0

@@ -160,7 +160,9 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
         tables_connection_string=None if tables_endpoint else tables_connection_string,
         identity_table=table,
         trust_client_principal=_flag(env, "TRUST_CLIENT_PRINCIPAL", False),
-        oidc_issuer=oidc_issuer,
+        # Discovery lives at <issuer>/.well-known/…; whether tokens carry the trailing slash is
+        # for the issuer's discovery document to say (shared/oidc.py accepts either form).
+        oidc_issuer=oidc_issuer.rstrip("/") if oidc_issuer else None,
         oidc_audience=oidc_audience,
         oidc_algorithms=algorithms,
         allowed_scopes=frozenset(allowed),

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 from typing import Awaitable, Callable, Generic, Hashable, TypeVar
 
+from .errors import DependencyUnavailable
+
 T = TypeVar("T")
 
 
@@ -27,7 +29,10 @@ class SingleFlight(Generic[T]):
         try:
             result = await make()
         except asyncio.CancelledError:
-            future.cancel()
+            # The leader was cancelled (its invocation ended); the waiters were not, and must get
+            # an answer they can report rather than a cancellation of their own.
+            future.set_exception(DependencyUnavailable("The operation was interrupted; try again.", retry_after=1))
+            future.exception()
             raise
         except BaseException as error:
             future.set_exception(error)

@@ -33,7 +33,9 @@ from .ttl_cache import TtlCache
 
 log = logging.getLogger(__name__)
 
-_IDENTITY_CACHE_SECONDS = 300
+#: How long an instance trusts its memory of a user's identity without reading the table: bounds
+#: how long a delete or tombstone made through another instance can go unseen by this one.
+_IDENTITY_CACHE_SECONDS = 60
 _LAST_SEEN_INTERVAL = timedelta(days=1)
 
 
@@ -66,7 +68,12 @@ class TokenService:
         self._store = store
         self._acs = acs
         self._identities: TtlCache[_Known] = TtlCache(_IDENTITY_CACHE_SECONDS, 100_000)
+        # (when its issue started, token); an entry that started before the identity was last
+        # revoked or deleted here (``_forgotten``) is never handed out.
         self._recent_tokens: TtlCache[tuple[float, AcsToken]] = TtlCache(settings.token_reuse_seconds, 100_000)
+        self._forgotten: TtlCache[float] = TtlCache(
+            settings.token_reuse_seconds + settings.dependency_timeout_seconds + 60, 100_000
+        )
         self._resolving: SingleFlight[str] = SingleFlight()
         self._issuing: SingleFlight[AcsToken] = SingleFlight()
         self._limiter = PerUserRateLimiter(settings.token_requests_per_minute)
@@ -119,18 +126,28 @@ class TokenService:
         return IssuedToken(known.communication_user_id, token.token, token.expires_on)
 
     async def _issue_shared(self, communication_user_id: str, scopes: tuple[str, ...], minutes: int) -> AcsToken:
-        """Issue at ACS, sharing concurrent identical requests and recent identical tokens."""
+        """Issue at ACS, sharing concurrent identical requests and recent identical tokens; a
+        flight or token from before the identity's last revoke here is never shared."""
         key = (communication_user_id, scopes, minutes)
-        recent = self._recent_tokens.get(key)
+        recent = self._recent(key)
         if recent is not None:
-            return recent[1]
+            return recent
 
         async def issue() -> AcsToken:
+            started = time.monotonic()
             token = await self._acs.issue_token(communication_user_id, scopes, minutes)
-            self._recent_tokens.put(key, (time.monotonic(), token))
+            self._recent_tokens.put(key, (started, token))
             return token
 
-        return await self._issuing.run(key, issue)
+        return await self._issuing.run((*key, self._forgotten.get(communication_user_id)), issue)
+
+    def _recent(self, key: tuple[str, tuple[str, ...], int]) -> AcsToken | None:
+        entry = self._recent_tokens.get(key)
+        if entry is None:
+            return None
+        started, token = entry
+        forgotten = self._forgotten.get(key[0])
+        return None if forgotten is not None and forgotten >= started else token
 
     async def _resolving_issue(self, app_user_id: str, scopes: tuple[str, ...], minutes: int) -> IssuedToken:
         """Cold path: find or create the user's identity (one flight per user), then issue."""
@@ -200,6 +217,7 @@ class TokenService:
     ) -> tuple[str, AcsToken] | None:
         """Create an identity with its first token (one ACS round trip), then ``record`` it in
         the mapping. If recording fails or loses a race, the identity is deleted again: no orphan."""
+        started = time.monotonic()
         communication_user_id, token = await self._acs.create_user_and_token(scopes, minutes)
         try:
             recorded = await record(communication_user_id)
@@ -210,7 +228,7 @@ class TokenService:
             await self._discard(communication_user_id, lost_race)
             return None
         self._identities.put(app_user_id, _Known(communication_user_id, datetime.now(timezone.utc)))
-        self._recent_tokens.put((communication_user_id, scopes, minutes), (time.monotonic(), token))
+        self._recent_tokens.put((communication_user_id, scopes, minutes), (started, token))
         return communication_user_id, token
 
     async def _discard(self, communication_user_id: str, why: str) -> None:
@@ -225,10 +243,8 @@ class TokenService:
     # -- identity ---------------------------------------------------------------------------
 
     async def identity_of(self, app_user_id: str) -> str | None:
-        """The caller's ACS identity id, or None (no ACS call, no token)."""
-        known = self._identities.get(app_user_id)
-        if known is not None:
-            return known.communication_user_id
+        """The caller's ACS identity id, or None. Always the table's answer (one point read, no
+        ACS call): after a delete through any instance this must say so at once."""
         mapping = await self._store.get(app_user_id)
         return mapping.communication_user_id if mapping else None
 
@@ -247,15 +263,20 @@ class TokenService:
 
     async def delete_identity(self, app_user_id: str) -> bool:
         """Delete the caller's ACS identity, then the mapping (a crash between the two leaves a
-        mapping to a gone identity, which the next call repairs; never an orphan)."""
-        mapping = await self._store.get(app_user_id)
-        if mapping is None:
-            return False
-        self._forget(app_user_id, mapping.communication_user_id)
-        await self._acs.delete_identity(mapping.communication_user_id)
-        await self._store.remove(mapping)
-        log.info("deleted identity of user %s", user_ref(app_user_id))
-        return True
+        mapping to a gone identity, which the next call repairs; never an orphan). If the mapping
+        changed meanwhile (a repair, a last-seen write), whatever it names now goes too."""
+        deleted = False
+        for _ in range(3):
+            mapping = await self._store.get(app_user_id)
+            if mapping is None:
+                return deleted
+            self._forget(app_user_id, mapping.communication_user_id)
+            await self._acs.delete_identity(mapping.communication_user_id)
+            deleted = True
+            if await self._store.remove(mapping):
+                log.info("deleted identity of user %s", user_ref(app_user_id))
+                return True
+        raise DependencyUnavailable("The identity kept changing while it was deleted; try again.", retry_after=1)
 
     async def exchange_teams_token(self, app_user_id: str, teams_token: str, app_id: str, user_id: str) -> AcsToken:
         """Exchange a Teams user's Entra token; it counts against the caller's token limit too."""
@@ -283,8 +304,10 @@ class TokenService:
         self._note_seen(app_user_id, known, mapping)
 
     def _forget(self, app_user_id: str, communication_user_id: str) -> None:
+        """Drop what this instance remembers of the user: their identity, and every token issued
+        (or being issued) to it until now."""
         self._identities.pop(app_user_id)
-        self._recent_tokens.drop_where(lambda key: key[0] == communication_user_id)
+        self._forgotten.put(communication_user_id, time.monotonic())
 
     def _note_seen(self, app_user_id: str, known: _Known, mapping: Mapping | None = None) -> None:
         """Keep LastSeenAt at most a day stale, with at most one table write a day per user,

@@ -43,10 +43,5 @@ class TtlCache(Generic[V]):
     def pop(self, key: Hashable) -> None:
         self._entries.pop(key, None)
 
-    def drop_where(self, predicate) -> None:
-        """Remove every entry whose key matches (e.g. all tokens of one identity)."""
-        for key in [k for k in self._entries if predicate(k)]:
-            del self._entries[key]
-
     def __len__(self) -> int:
         return len(self._entries)

@@ -84,7 +84,7 @@ class Emulator:
     def verify(self, token: str) -> dict:
         return self._req("POST", "tokens:verify", json={"token": token}).json()
 
-    def fault(self, status: int, count: int, operations: list[str] | None = None, retry_after: int = 1) -> None:
+    def fault(self, status: int, count: int, operations: list[str] | None = None, retry_after: int | None = 1) -> None:
         body: dict[str, Any] = {"status": status, "count": count, "retryAfterSeconds": retry_after}
         if operations:
             body["operations"] = operations

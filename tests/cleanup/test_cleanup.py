@@ -40,7 +40,7 @@ def _run_cleanup(base: str) -> None:
 
 
 def _swept(table, users: list[User]) -> bool:
-    rows = {r["AppUserId"]: r for r in table.query_entities("PartitionKey eq 'tombstones'")}
+    rows = {r.get("AppUserId"): r for r in table.query_entities("PartitionKey eq 'tombstones'")}
     return all(u.app_user_id in rows and rows[u.app_user_id].get("SweptAt") for u in users)
 
 
@@ -94,19 +94,52 @@ def test_sweep_deletes_tombstoned_identities_and_leaves_others(api: Api, emulato
     assert api.token(doomed[0][0], fresh=True).status_code == 403
 
 
+def _faulted(emulator: Emulator) -> int:
+    return sum(emulator.stats().get("faulted", {}).values())
+
+
 def test_sweep_survives_acs_throttling_and_outages(api: Api, emulator: Emulator, stack: dict, table):
     doomed = _users_with_tokens(api, 6)
     _mark(api, [u for u, _ in doomed])
-    emulator.fault(429, count=4, operations=["deleteIdentity"], retry_after=1)
+    faulted_before = _faulted(emulator)
+    emulator.fault(429, count=3, operations=["deleteIdentity"], retry_after=1)
+    emulator.fault(503, count=3, operations=["deleteIdentity"], retry_after=1)
     try:
         _run_cleanup(stack["functionHost"])
-        time.sleep(0.5)
-        emulator.fault(503, count=4, operations=["deleteIdentity"], retry_after=1)
         _wait_for(lambda: _swept(table, [u for u, _ in doomed]), what="tombstones swept despite faults")
     finally:
         emulator.clear_faults()
+    assert _faulted(emulator) - faulted_before == 6, "the sweep should have met every injected 429 and 503"
     live = emulator.identities()
     assert all(issued["communicationUserId"] not in live for _, issued in doomed)
+
+
+def test_sweep_finishes_when_acs_refuses_some_deletes_and_retries_them_next_run(api: Api, emulator: Emulator, stack: dict, table):
+    """A non-retryable refusal (403, as with a missing role) fails those users, not the run."""
+    doomed = _users_with_tokens(api, 4)
+    _mark(api, [u for u, _ in doomed])
+    host = FunctionHost(stack, {"CLEANUP_CONCURRENCY": "1"}, "cleanup-refused")
+    emulator.fault(403, count=2, operations=["deleteIdentity"], retry_after=None)
+    try:
+        _run_cleanup(host.base)
+        _wait_for(lambda: "cleanup found=" in host.log.read_text(), what="the sweep's summary")
+    finally:
+        emulator.clear_faults()
+        host.stop()
+    summary = next(line for line in host.log.read_text().splitlines() if "cleanup found=" in line)
+    assert "failed=2" in summary
+    _run_cleanup(stack["functionHost"])
+    _wait_for(lambda: _swept(table, [u for u, _ in doomed]), what="the next run to finish them")
+    assert not {issued["communicationUserId"] for _, issued in doomed} & emulator.identities()
+
+
+def test_tombstone_rows_without_a_user_do_not_stop_the_sweep(api: Api, emulator: Emulator, stack: dict, table):
+    """Backends may write tombstones themselves; a malformed row is skipped, the rest swept."""
+    table.upsert_entity({"PartitionKey": "tombstones", "RowKey": f"junk-{new_user().user_id}", "Note": "no AppUserId"})
+    doomed = _users_with_tokens(api, 2)
+    _mark(api, [u for u, _ in doomed])
+    _run_cleanup(stack["functionHost"])
+    _wait_for(lambda: _swept(table, [u for u, _ in doomed]), what="valid tombstones swept past a malformed row")
 
 
 def test_sweep_killed_midway_finishes_on_rerun(api: Api, emulator: Emulator, stack: dict, table):

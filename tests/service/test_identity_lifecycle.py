@@ -73,3 +73,14 @@ def test_identity_deleted_at_acs_is_repaired(api: Api, emulator: Emulator, stack
     assert new != old and new in emulator.identities()
     [row] = list(table.query_entities("AppUserId eq @u", parameters={"u": user.app_user_id}))
     assert row["CommunicationUserId"] == new
+
+
+def test_delete_through_one_instance_is_seen_at_once_by_another(api: Api, connection_string_api: Api, emulator: Emulator):
+    user = new_user()
+    issued = api.token(user).json()
+    assert connection_string_api.call("GET", "/api/identity", user).status_code == 200  # both instances know it
+    assert connection_string_api.call("DELETE", "/api/identity", user).status_code == 204
+    assert api.call("GET", "/api/identity", user).status_code == 404
+    fresh = api.token(user, fresh=True).json()  # the other instance's memory is corrected by ACS's 404
+    assert fresh["communicationUserId"] != issued["communicationUserId"]
+    assert emulator.verify(fresh["token"])["valid"]

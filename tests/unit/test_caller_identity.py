@@ -256,6 +256,16 @@ async def test_valid_bearer_token_names_issuer_and_subject(local_issuer, bearer_
     assert caller == Caller(app_user_id=f"{local_issuer.url}|user-42", roles=frozenset({"support"}), source="bearer")
 
 
+async def test_issuer_configured_with_a_trailing_slash_still_verifies(local_issuer, make_settings):
+    """Entra's v1 issuer is usually pasted with its trailing slash; discovery must still be found."""
+    settings = make_settings(OIDC_ISSUER=local_issuer.url + "/", OIDC_AUDIENCE=AUDIENCE)
+    token = await mint_over_http(local_issuer.url, {"sub": "user-7", "aud": AUDIENCE})
+
+    caller = await identify_caller(bearer(token), settings)
+
+    assert caller.app_user_id == f"{local_issuer.url}|user-7"
+
+
 async def test_bearer_token_audience_may_be_a_list(local_issuer, bearer_settings):
     token = local_issuer.issuer.mint("user-42", ["other-api", AUDIENCE])
 
