@@ -61,16 +61,10 @@ async def sdk_session(acs_endpoint: str) -> AsyncIterator[Any]:
     """The aio SDK client the service itself uses: managed identity through
     DefaultAzureCredential (the stack's identity endpoint is in the environment), long-lived."""
     from azure.communication.identity.aio import CommunicationIdentityClient
-    from azure.identity.aio import DefaultAzureCredential
 
-    credential = DefaultAzureCredential(
-        exclude_interactive_browser_credential=True,
-        exclude_visual_studio_code_credential=True,
-        exclude_powershell_credential=True,
-        exclude_developer_cli_credential=True,
-        exclude_cli_credential=True,
-        exclude_shared_token_cache_credential=True,
-    )
+    from shared.credentials import new_credential
+
+    credential = new_credential()
     client = CommunicationIdentityClient(acs_endpoint, credential)
     try:
         yield client

@@ -15,6 +15,12 @@ from azure.core.credentials_async import AsyncTokenCredential
 @lru_cache(maxsize=1)
 def get_credential() -> AsyncTokenCredential:
     """The process-wide credential, created on first use so importing the app stays cheap."""
+    return new_credential()
+
+
+def new_credential() -> AsyncTokenCredential:
+    """A DefaultAzureCredential configured as the service uses it (for the process-wide one, and
+    for anything that must authenticate exactly as the service does)."""
     from azure.identity.aio import DefaultAzureCredential
 
     # Interactive and developer-tool credentials make no sense inside a function app and each
