@@ -250,6 +250,9 @@ def main() -> int:
     args = parser.parse_args()
 
     stack = Stack(persistent=args.command == "up", quiet=args.command == "run")
+    # Ctrl-C and SIGTERM both stop everything, even when started from a shell that ignores
+    # SIGINT for background jobs (the handler would otherwise be inherited as "ignore").
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         info = stack.up()
