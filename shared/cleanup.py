@@ -60,6 +60,23 @@ class SweepReport:
 
 
 @dataclass
+class _Retirements:
+    """Tombstones to mark swept or remove, written 100 at a time in one transaction (they share a
+    partition). Losing unwritten ones to a crash is safe: the next run re-checks and retires them."""
+
+    swept: list[Tombstone]
+    removed: list[Tombstone]
+
+    def __len__(self) -> int:
+        return len(self.swept) + len(self.removed)
+
+    def take(self) -> _Retirements:
+        taken = _Retirements(self.swept, self.removed)
+        self.swept, self.removed = [], []
+        return taken
+
+
+@dataclass
 class _Pacer:
     """One shared pause: when ACS says Retry-After, every worker waits, not just the one told."""
 
@@ -86,8 +103,9 @@ class Sweeper:
         report = SweepReport(dry_run=self._settings.cleanup_dry_run)
         queue: asyncio.Queue[Tombstone | Mapping | None] = asyncio.Queue(maxsize=self._settings.cleanup_concurrency * 4)
         pacer = _Pacer()
+        retirements = _Retirements([], [])
         workers = [
-            asyncio.create_task(self._work(queue, pacer, deadline, report))
+            asyncio.create_task(self._work(queue, pacer, deadline, report, retirements))
             for _ in range(self._settings.cleanup_concurrency)
         ]
         try:
@@ -106,6 +124,7 @@ class Sweeper:
             for _ in workers:
                 await queue.put(None)
             await asyncio.gather(*workers)
+            await self._retire(retirements.take(), report)
         report.seconds = time.monotonic() - started
         log.info(report.summary())
         return report
@@ -120,7 +139,14 @@ class Sweeper:
             async for page in self._store.inactive_mapping_pages(cutoff, page_size=1000):
                 yield page
 
-    async def _work(self, queue: asyncio.Queue[Tombstone | Mapping | None], pacer: _Pacer, deadline: float, report: SweepReport) -> None:
+    async def _work(
+        self,
+        queue: asyncio.Queue[Tombstone | Mapping | None],
+        pacer: _Pacer,
+        deadline: float,
+        report: SweepReport,
+        retirements: _Retirements,
+    ) -> None:
         while (item := await queue.get()) is not None:
             for _ in range(_ATTEMPTS):
                 await pacer.wait()
@@ -131,7 +157,7 @@ class Sweeper:
                     if isinstance(item, Mapping):
                         await self._sweep_inactive(item, report)
                     else:
-                        await self._sweep_one(item, report)
+                        await self._sweep_one(item, report, retirements)
                     break
                 except AcsRefused:  # not transient: retrying now would only stall every worker
                     log.error("ACS refused to delete one user's identity; the next run retries")
@@ -147,7 +173,13 @@ class Sweeper:
                 report.failed += 1
                 log.warning("cleanup could not finish one user after %d attempts; the next run retries", _ATTEMPTS)
 
-    async def _sweep_one(self, tombstone: Tombstone, report: SweepReport) -> None:
+    async def _retire(self, retirements: _Retirements, report: SweepReport) -> None:
+        try:
+            report.table_operations += await self._store.retire_tombstones(retirements.swept, retirements.removed)
+        except DependencyUnavailable:  # their users are done; the next run re-checks and retires them
+            log.warning("could not retire %d tombstones now; the next run will", len(retirements))
+
+    async def _sweep_one(self, tombstone: Tombstone, report: SweepReport, retirements: _Retirements) -> None:
         """Identity, then mapping, then tombstone: each step safe to repeat."""
         now = datetime.now(timezone.utc)
         mapping = await self._store.get(tombstone.app_user_id)
@@ -179,11 +211,11 @@ class Sweeper:
 
         retention = timedelta(hours=self._settings.cleanup_tombstone_retention_hours)
         if retention <= timedelta(0) or (tombstone.swept_at is not None and now - tombstone.swept_at >= retention):
-            await self._store.remove_tombstone(tombstone)
-            report.table_operations += 1
+            retirements.removed.append(tombstone)
         elif tombstone.swept_at is None:
-            await self._store.mark_swept(tombstone)
-            report.table_operations += 1
+            retirements.swept.append(tombstone)
+        if len(retirements) >= 100:
+            await self._retire(retirements.take(), report)
 
     async def _sweep_inactive(self, mapping: Mapping, report: SweepReport) -> None:
         """An inactive user's identity goes without a tombstone: if they come back they simply

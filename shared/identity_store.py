@@ -31,6 +31,7 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
+from azure.data.tables import TableTransactionError
 
 from .credentials import get_credential
 from .errors import DependencyUnavailable
@@ -140,7 +141,7 @@ class IdentityStore:
                 await self._create_table()
                 async with asyncio.timeout(self._settings.dependency_timeout_seconds):
                     return await call(self._table())
-        except (ResourceNotFoundError, ResourceExistsError, ResourceModifiedError):
+        except (ResourceNotFoundError, ResourceExistsError, ResourceModifiedError, TableTransactionError):
             raise
         except asyncio.TimeoutError:
             log.warning("table %s timed out", operation)
@@ -289,6 +290,26 @@ class IdentityStore:
         async for page in self._pages("list_inactive", "RowKey eq @r and LastSeenAt lt @t",
                                       {"r": MAPPING_ROW, "t": seen_before}, page_size):
             yield [_mapping(e) for e in page]
+
+    async def retire_tombstones(self, swept: list[Tombstone], removed: list[Tombstone]) -> int:
+        """Mark tombstones swept and remove expired ones in one batch transaction (they share a
+        partition; at most 100). If the batch fails (a tombstone changed or went meanwhile), each
+        is done on its own. Returns the number of table operations it took."""
+        operations: list[Any] = [
+            ("update", {"PartitionKey": TOMBSTONE_PARTITION, "RowKey": t.row_key, "SweptAt": _now()}, {"mode": "merge"})
+            for t in swept
+        ] + [("delete", {"PartitionKey": TOMBSTONE_PARTITION, "RowKey": t.row_key}) for t in removed]
+        if not operations:
+            return 0
+        try:
+            await self._call("retire_tombstones", lambda t: t.submit_transaction(operations))
+            return 1
+        except TableTransactionError:
+            for tombstone in swept:
+                await self.mark_swept(tombstone)
+            for tombstone in removed:
+                await self.remove_tombstone(tombstone)
+            return 1 + len(operations)
 
     async def mark_swept(self, tombstone: Tombstone) -> None:
         entity = {"PartitionKey": TOMBSTONE_PARTITION, "RowKey": tombstone.row_key, "SweptAt": _now()}

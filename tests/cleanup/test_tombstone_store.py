@@ -1,0 +1,48 @@
+"""Tombstones are retired in batch transactions, and a batch that fails because one of them
+changed meanwhile still retires the others (Table Storage: the stack's Azurite)."""
+
+from __future__ import annotations
+
+import uuid
+
+from shared.identity_store import IdentityStore
+from shared.settings import load_settings
+
+
+def _store(stack: dict) -> IdentityStore:
+    settings = load_settings({"ACS_CONNECTION_STRING": stack["acsConnectionString"],
+                              "TABLES_CONNECTION_STRING": stack["tablesConnectionString"]})
+    return IdentityStore(settings)
+
+
+async def _tombstones(store: IdentityStore, ids: set[str]) -> dict:
+    found = {}
+    async for page in store.tombstone_pages():
+        found.update({t.app_user_id: t for t in page if t.app_user_id in ids})
+    return found
+
+
+async def test_retiring_a_batch_marks_and_removes_in_one_transaction(stack: dict):
+    store = _store(stack)
+    ids = {f"github|retire-{uuid.uuid4().hex[:8]}" for _ in range(3)}
+    await store.mark_deleted(sorted(ids))
+    first, second, third = (await _tombstones(store, ids)).values()
+    operations = await store.retire_tombstones(swept=[first, second], removed=[third])
+    after = await _tombstones(store, ids)
+    assert operations == 1
+    assert set(after) == {first.app_user_id, second.app_user_id}
+    assert all(t.swept_at is not None for t in after.values())
+    await store.close()
+
+
+async def test_a_failed_batch_still_retires_the_tombstones_that_remain(stack: dict):
+    store = _store(stack)
+    ids = {f"github|retire-{uuid.uuid4().hex[:8]}" for _ in range(2)}
+    await store.mark_deleted(sorted(ids))
+    kept, vanished = (await _tombstones(store, ids)).values()
+    await store.remove_tombstone(vanished)  # e.g. another sweep retired it meanwhile
+    operations = await store.retire_tombstones(swept=[kept, vanished], removed=[])
+    after = await _tombstones(store, ids)
+    assert operations > 1  # the batch failed and was redone one by one
+    assert set(after) == {kept.app_user_id} and after[kept.app_user_id].swept_at is not None
+    await store.close()
