@@ -175,7 +175,8 @@ class Sweeper:
 
     async def _retire(self, retirements: _Retirements, report: SweepReport) -> None:
         try:
-            report.table_operations += await self._store.retire_tombstones(retirements.swept, retirements.removed)
+            operations = await self._store.retire_tombstones(retirements.swept, retirements.removed)
+            report.table_operations += operations  # added after the await: other workers count meanwhile
         except DependencyUnavailable:  # their users are done; the next run re-checks and retires them
             log.warning("could not retire %d tombstones now; the next run will", len(retirements))
 
