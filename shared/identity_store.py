@@ -231,9 +231,9 @@ class IdentityStore:
             return False
         return True
 
-    async def touch(self, mapping: Mapping) -> None:
+    async def touch(self, app_user_id: str) -> None:
         """Record that the user was seen (feeds the optional inactivity cleanup)."""
-        entity = {"PartitionKey": table_key(mapping.app_user_id), "RowKey": MAPPING_ROW, "LastSeenAt": _now()}
+        entity = {"PartitionKey": table_key(app_user_id), "RowKey": MAPPING_ROW, "LastSeenAt": _now()}
         try:
             await self._call("touch", lambda t: t.update_entity(entity, mode="merge"))
         except ResourceNotFoundError:

@@ -301,7 +301,7 @@ class TokenService:
     def _remember(self, app_user_id: str, mapping: Mapping) -> None:
         known = _Known(mapping.communication_user_id, mapping.last_seen)
         self._identities.put(app_user_id, known)
-        self._note_seen(app_user_id, known, mapping)
+        self._note_seen(app_user_id, known)
 
     def _forget(self, app_user_id: str, communication_user_id: str) -> None:
         """Drop what this instance remembers of the user: their identity, and every token issued
@@ -309,7 +309,7 @@ class TokenService:
         self._identities.pop(app_user_id)
         self._forgotten.put(communication_user_id, time.monotonic())
 
-    def _note_seen(self, app_user_id: str, known: _Known, mapping: Mapping | None = None) -> None:
+    def _note_seen(self, app_user_id: str, known: _Known) -> None:
         """Keep LastSeenAt at most a day stale, with at most one table write a day per user,
         in the background (off the request's path); only when inactivity cleanup is on."""
         if self._settings.cleanup_inactive_days <= 0:
@@ -318,13 +318,12 @@ class TokenService:
         if known.last_seen is not None and now - known.last_seen < _LAST_SEEN_INTERVAL:
             return
         self._identities.put(app_user_id, _Known(known.communication_user_id, now))
-        touched = mapping or Mapping(app_user_id, known.communication_user_id, "*", known.last_seen)
-        task = asyncio.get_running_loop().create_task(self._touch(touched))
+        task = asyncio.get_running_loop().create_task(self._touch(app_user_id))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _touch(self, mapping: Mapping) -> None:
+    async def _touch(self, app_user_id: str) -> None:
         try:
-            await self._store.touch(mapping)
+            await self._store.touch(app_user_id)
         except DependencyUnavailable:
-            log.warning("could not record last-seen of user %s", user_ref(mapping.app_user_id))
+            log.warning("could not record last-seen of user %s", user_ref(app_user_id))
