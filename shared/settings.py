@@ -77,6 +77,8 @@ SETTING_NAMES: frozenset[str] = frozenset(
         "IDENTITY_CHANGES_PER_MINUTE",
         "MANAGE_REQUESTS_PER_MINUTE",
         "REQUEST_DEADLINE_SECONDS",
+        "REVOCATION_CHECK_SECONDS",
+        "IDENTITY_CREATIONS_PER_USER_PER_DAY",
     }
 )
 
@@ -131,6 +133,11 @@ class Settings:
     identity_changes_per_minute: int = 10
     manage_requests_per_minute: int = 10
     request_deadline_seconds: float = 25.0
+    #: The longest an instance hands out a token issued before a revoke made through another
+    #: instance: older reused tokens need a read of the user's row within this many seconds.
+    revocation_check_seconds: float = 5.0
+    #: New ACS identities one user may cause per day on one instance (0 = no limit).
+    identity_creations_per_user_per_day: int = 10
 
 
 def _text(env: Mapping[str, str], name: str) -> str | None:
@@ -342,6 +349,8 @@ def load_settings(env: Mapping[str, str] = os.environ, host_json: Path | None = 
         identity_changes_per_minute=_number(env, "IDENTITY_CHANGES_PER_MINUTE", 10, 0, 10_000),
         manage_requests_per_minute=_number(env, "MANAGE_REQUESTS_PER_MINUTE", 10, 0, 10_000),
         request_deadline_seconds=deadline,
+        revocation_check_seconds=_number(env, "REVOCATION_CHECK_SECONDS", 5, 0, 60, float),
+        identity_creations_per_user_per_day=_number(env, "IDENTITY_CREATIONS_PER_USER_PER_DAY", 10, 0, 100_000),
     )
 
 
