@@ -1,6 +1,7 @@
 """Command line: ``python -m devstack.funchost --app-dir DIR [--port 7071] [--settings FILE]``.
 
-Start-up order follows Core Tools: settings into the environment, then host.json,
+Start-up order follows Core Tools: settings into the environment, then the debugger when
+``languageWorkers__python__arguments`` asks for one (see debugging.py), then host.json,
 then the app imported (inside the event loop that will serve it for the life of the
 process), then the listener, then timer schedules. If the app cannot be loaded the
 process exits non-zero with the reason, rather than serving errors.
@@ -20,6 +21,7 @@ from typing import Optional, Sequence
 from aiohttp import web
 
 from .appconfig import AppConfigError, load_host_config, load_local_settings
+from .debugging import DebugSettingError, start_debugger
 from .functions import AppLoadError, Invoker, import_function_app, index_functions
 from devstack.signals import until_stopped
 
@@ -122,6 +124,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 1
     if applied:
         log.info("Loaded %d app settings from %s", len(applied), settings)  # names only, never values
+    try:
+        # After the settings (so the setting may also sit in local.settings.json's Values), and
+        # before the app is imported, so a breakpoint in module-level code can be hit as well.
+        start_debugger(os.environ)
+    except DebugSettingError as error:
+        log.error("%s", error)
+        return 1
     return asyncio.run(serve(args, app_dir))
 
 
