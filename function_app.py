@@ -9,7 +9,9 @@ import logging
 import azure.functions as func
 
 from shared import api
+from shared.startup import check_settings
 
+check_settings()  # one error line now, naming the setting, if the app cannot serve as configured
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
 

@@ -4,8 +4,11 @@
 Endpoints:
   GET  /.well-known/openid-configuration   discovery document
   GET  /jwks                                public keys (every key ever used by this process)
-  POST /_local/token                        mint a token:
-       {"sub", "aud", "roles"?, "expiresInSeconds"?, "nbf"?, "alg"?, "iss"?, "claims"?}
+  POST /_local/token                        mint an access token:
+       {"sub", "aud", "roles"?, "expiresInSeconds"?, "nbf"?, "alg"?, "iss"?, "claims"?,
+        "typ"? (default "at+jwt"; null for none), "clientId"? (default "local-client"; null for none)}
+       An ID token is the same call with "typ": "JWT", "clientId": null, the client as "aud" and
+       a "nonce" or "at_hash" in "claims".
   POST /_local/rotate                       sign with a new key from now on (old keys stay listed)
 
 It has no sign-in at all, which is why it listens on 127.0.0.1 and is never deployed.
@@ -31,6 +34,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 SIGNING_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
 DEFAULT_PORT = 7093
+#: The client app its access tokens say they were issued to (RFC 9068 §2.2 client_id).
+DEFAULT_CLIENT_ID = "local-client"
+#: RFC 9068 §2.1: access tokens are typed "at+jwt".
+ACCESS_TOKEN_TYPE = "at+jwt"
 
 
 class LocalIssuer:
@@ -85,18 +92,27 @@ class LocalIssuer:
         alg: str = "RS256",
         iss: str | None = None,
         claims: dict[str, Any] | None = None,
+        typ: str | None = ACCESS_TOKEN_TYPE,
+        client_id: str | None = DEFAULT_CLIENT_ID,
     ) -> str:
-        """A signed token. Past expiry, future nbf or another iss are allowed: tests need them."""
+        """A signed access token (RFC 9068 shape: typ at+jwt, client_id). Past expiry, future nbf,
+        another iss, or an ID token's shape (typ/client_id None) are allowed: tests need them."""
         if alg not in SIGNING_ALGORITHMS:
             raise ValueError(f"alg must be one of {SIGNING_ALGORITHMS}")
         now = int(time.time())
         payload: dict[str, Any] = {**(claims or {}), "iss": iss or self.issuer, "sub": sub, "aud": aud}
-        payload.update(iat=now, exp=now + int(expires_in_seconds))
+        payload.setdefault("iat", now)
+        payload["exp"] = now + int(expires_in_seconds)
+        if client_id is not None:
+            payload.setdefault("client_id", client_id)
         if roles is not None:
             payload["roles"] = roles
         if nbf is not None:
             payload["nbf"] = nbf
-        return jwt.encode(payload, self.private_key, algorithm=alg, headers={"kid": self.kid})
+        headers: dict[str, Any] = {"kid": self.kid}
+        if typ is not None:
+            headers["typ"] = typ
+        return jwt.encode(payload, self.private_key, algorithm=alg, headers=headers)
 
 
 ISSUER = web.AppKey("issuer", LocalIssuer)
@@ -149,9 +165,14 @@ async def _token(request: web.Request) -> web.Response:
     iss = body.get("iss")
     if iss is not None and not isinstance(iss, str):
         return _bad("iss must be a string")
+    typ = body.get("typ", ACCESS_TOKEN_TYPE)
+    client_id = body.get("clientId", DEFAULT_CLIENT_ID)
+    if (typ is not None and not isinstance(typ, str)) or (client_id is not None and not isinstance(client_id, str)):
+        return _bad("typ and clientId must be strings or null")
     try:
         token = issuer.mint(
-            sub, aud, roles=roles, expires_in_seconds=expires, nbf=nbf, alg=body.get("alg", "RS256"), iss=iss, claims=claims
+            sub, aud, roles=roles, expires_in_seconds=expires, nbf=nbf, alg=body.get("alg", "RS256"), iss=iss, claims=claims,
+            typ=typ, client_id=client_id,
         )
     except ValueError as error:
         return _bad(str(error))

@@ -110,6 +110,17 @@ def _app_settings(stack: dict) -> dict:
         "TABLES_ENDPOINT": stack["tablesEndpoint"],
         "IDENTITY_TABLE_NAME": "acsidentities",
         "TRUST_CLIENT_PRINCIPAL": "true",
+        # What App Service injects when its authentication is on: locally the SWA CLI plays the
+        # platform in front of the function host, so the local host presents the same signal.
+        "WEBSITE_AUTH_ENABLED": "True",
+        # The deployment's defaults are closed (a role is required); the local stack lets any
+        # signed-in user of any provider in, and exchanges any Teams token, so every part can be
+        # tried. tests/trust/ starts hosts with the closed settings.
+        "ACCESS_ALLOWED_PROVIDERS": "*",
+        "ACCESS_REQUIRED_ROLES": "*",
+        "TEAMS_EXCHANGE_ENABLED": "true",
+        "TEAMS_ALLOWED_APP_IDS": "*",
+        "TEAMS_ALLOWED_TENANT_IDS": "*",
         "OIDC_ISSUER": stack["oidcIssuer"],
         "OIDC_AUDIENCE": stack["oidcAudience"],
         "ACS_ALLOWED_SCOPES": "chat,voip",

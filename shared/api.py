@@ -3,17 +3,22 @@ call the token service, shape the response. This module knows HTTP, not Table St
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any
 
 import azure.functions as func
 
-from .caller import Caller, identify_caller
-from .errors import DependencyUnavailable, Forbidden, InvalidRequest, NotFound, PayloadTooLarge
+from . import access_policy
+from .caller import PLATFORM_AUTH_OFF, PLATFORM_AUTH_OFF_MESSAGE, Caller, identify_caller, is_app_user_id
+from .errors import DependencyUnavailable, Forbidden, InvalidRequest, NotFound, PayloadTooLarge, Throttled
 from .http_responses import empty_response, json_response, respond
+from .rate_limit import PerUserRateLimiter
 from .runtime import get_runtime
+from .settings import Settings
 from .single_flight import SingleFlight
 from .token_service import user_ref
 
@@ -63,6 +68,22 @@ async def _caller(req: func.HttpRequest) -> Caller:
     return await identify_caller(req.headers, get_runtime().settings)
 
 
+@lru_cache(maxsize=2)
+def _limiters(settings: Settings) -> dict[str, PerUserRateLimiter]:
+    """Per-user limits of the routes that change state or cost an ACS call, besides the token
+    routes (limited by the token service with TOKEN_REQUESTS_PER_MINUTE). Per instance."""
+    return {
+        "identity-change": PerUserRateLimiter(settings.identity_changes_per_minute),
+        "manage": PerUserRateLimiter(settings.manage_requests_per_minute),
+    }
+
+
+def _check_limit(kind: str, caller: Caller, what: str) -> None:
+    wait = _limiters(get_runtime().settings)[kind].check(caller.app_user_id)
+    if wait:
+        raise Throttled(f"Too many {what}; wait before asking again.", retry_after=int(wait))
+
+
 async def issue_token(req: func.HttpRequest) -> func.HttpResponse:
     """POST /api/token: the caller's token, creating their ACS identity on the first call.
     A token issued moments ago for the same scopes and lifetime may be handed out again unless
@@ -70,9 +91,11 @@ async def issue_token(req: func.HttpRequest) -> func.HttpResponse:
 
     async def work() -> func.HttpResponse:
         caller = await _caller(req)
+        settings = get_runtime().settings
+        access_policy.admit(caller, settings)
         data = read_json(req, frozenset({"scopes", "expiresInMinutes"}))
         service = get_runtime().tokens
-        scopes, minutes = service.token_request(data.get("scopes"), data.get("expiresInMinutes"))
+        scopes, minutes = access_policy.token_request(caller, settings, data.get("scopes"), data.get("expiresInMinutes"))
         fresh = "no-cache" in (req.headers.get("cache-control") or "").lower()
         issued = await service.issue_token(caller.app_user_id, scopes, minutes, fresh=fresh)
         log.info("token issued for user %s", user_ref(caller.app_user_id))
@@ -102,6 +125,7 @@ async def revoke_tokens(req: func.HttpRequest) -> func.HttpResponse:
     async def work() -> func.HttpResponse:
         caller = await _caller(req)
         read_json(req, frozenset())
+        _check_limit("identity-change", caller, "revoke and delete requests")
         await get_runtime().tokens.revoke_tokens(caller.app_user_id)
         return empty_response()
 
@@ -113,6 +137,7 @@ async def delete_identity(req: func.HttpRequest) -> func.HttpResponse:
 
     async def work() -> func.HttpResponse:
         caller = await _caller(req)
+        _check_limit("identity-change", caller, "revoke and delete requests")
         await get_runtime().tokens.delete_identity(caller.app_user_id)
         return empty_response()
 
@@ -124,40 +149,62 @@ async def exchange_teams_token(req: func.HttpRequest) -> func.HttpResponse:
 
     async def work() -> func.HttpResponse:
         caller = await _caller(req)
+        settings = get_runtime().settings
+        if not settings.teams_exchange_enabled:
+            raise Forbidden("This service does not exchange Teams tokens.", code="TeamsExchangeDisabled")
+        access_policy.admit(caller, settings)
         data = read_json(req, frozenset({"teamsToken", "appId", "userId"}))
-        token = await get_runtime().tokens.exchange_teams_token(
-            caller.app_user_id,
-            _text_field(data, "teamsToken", 8192),
-            _text_field(data, "appId", 128),
-            _text_field(data, "userId", 128),
-        )
+        teams_token = _text_field(data, "teamsToken", 8192)
+        app_id = _text_field(data, "appId", 128)
+        user_id = _text_field(data, "userId", 128)
+        access_policy.check_teams_exchange(caller, settings, teams_token, app_id, user_id)
+        token = await get_runtime().tokens.exchange_teams_token(caller.app_user_id, teams_token, app_id, user_id)
         return json_response({"token": token.token, "expiresOn": _iso(token.expires_on)})
 
     return await respond("exchange_teams_token", work)
 
 
 async def mark_deleted_users(req: func.HttpRequest) -> func.HttpResponse:
-    """POST /api/manage/deleted-users: the app says these users are deleted (admin role only)."""
+    """POST /api/manage/deleted-users: the app says these users are deleted (admin role only).
+    Answers how many ids were marked and how many of them name a user who has an identity now,
+    so an operator sees at once when the ids are not the service's (say, a missing provider)."""
 
     async def work() -> func.HttpResponse:
         caller = await _caller(req)
         if ADMIN_ROLE not in caller.roles:
             raise Forbidden("Only callers in the admin role may mark users deleted.", code="NotAdmin")
+        _check_limit("manage", caller, "operator requests")
         data = read_json(req, frozenset({"appUserIds"}))
         ids = data.get("appUserIds")
-        if (
-            not isinstance(ids, list)
-            or not 0 < len(ids) <= MAX_IDS_PER_REQUEST
-            or not all(isinstance(i, str) and 0 < len(i) <= 1024 for i in ids)
-        ):
+        if not isinstance(ids, list) or not 0 < len(ids) <= MAX_IDS_PER_REQUEST:
+            raise InvalidRequest(f"appUserIds must be a list of 1 to {MAX_IDS_PER_REQUEST} app user ids.", code="InvalidField")
+        bad = [index for index, value in enumerate(ids) if not is_app_user_id(value)]
+        if bad:
             raise InvalidRequest(
-                f"appUserIds must be a list of 1 to {MAX_IDS_PER_REQUEST} non-empty strings.", code="InvalidField"
+                f"appUserIds[{bad[0]}] (and {len(bad) - 1} more) is not an app user id: expected '<provider>|<user id>' "
+                "without control, format or unpaired surrogate characters.",
+                code="InvalidAppUserId",
             )
-        marked = await get_runtime().tokens.mark_deleted(ids)
-        log.info("admin %s marked %d users deleted", user_ref(caller.app_user_id), marked)
-        return json_response({"marked": marked}, 202)
+        tokens = get_runtime().tokens
+        unique = list(dict.fromkeys(ids))
+        matched = await _count_existing(unique)
+        marked = await tokens.mark_deleted(unique)
+        log.info("admin %s marked %d users deleted (%d had an identity)", user_ref(caller.app_user_id), marked, matched)
+        return json_response({"marked": marked, "matched": matched}, 202)
 
     return await respond("mark_deleted_users", work)
+
+
+async def _count_existing(app_user_ids: list[str]) -> int:
+    """How many of these users have an identity (point reads, 16 at a time)."""
+    tokens = get_runtime().tokens
+    gate = asyncio.Semaphore(16)
+
+    async def exists(app_user_id: str) -> bool:
+        async with gate:
+            return await tokens.identity_of(app_user_id) is not None
+
+    return sum(await asyncio.gather(*(exists(i) for i in app_user_ids)))
 
 
 _health_checks: SingleFlight[bool] = SingleFlight()
@@ -178,6 +225,13 @@ async def health(req: func.HttpRequest) -> func.HttpResponse:
     Anonymous, so concurrent probes share one check: a flood cannot multiply dependency load."""
 
     async def work() -> func.HttpResponse:
+        settings = get_runtime().settings
+        if settings.trust_client_principal and not settings.platform_auth_enabled:
+            return json_response(
+                {"status": "unhealthy", "error": {"code": PLATFORM_AUTH_OFF, "message": PLATFORM_AUTH_OFF_MESSAGE + "."}},
+                503,
+                {"Retry-After": "60"},
+            )
         if not await _health_checks.run("health", _dependencies_healthy):
             return json_response(
                 {"status": "unhealthy", "error": {"code": "DependencyUnavailable", "message": "A dependency is unavailable."}},

@@ -3,9 +3,14 @@
 Two sources are understood (see the API's "Who the caller is"):
 
 * ``x-ms-client-principal``: base64 JSON set by Static Web Apps or App Service authentication.
-  It is believed only when ``TRUST_CLIENT_PRINCIPAL`` is on, because only behind those platforms
-  is it certain that the header came from the platform and not from the caller (they strip it
-  from incoming requests). Elsewhere anyone could send it, so it is ignored as if absent.
+  It is believed only when ``TRUST_CLIENT_PRINCIPAL`` is on AND the platform says App Service
+  authentication is enabled for this app (``WEBSITE_AUTH_ENABLED``, which App Service injects:
+  learn.microsoft.com/azure/app-service/reference-app-settings). Only then does the platform
+  strip client-sent principal headers: "External requests aren't allowed to set these headers,
+  so they're present only if App Service sets them" (learn.microsoft.com/azure/app-service/
+  configure-authentication-user-identities). With the setting on but the signal absent, a
+  principal header is refused (401 PlatformAuthenticationOff) rather than believed; with the
+  setting off it is ignored as if absent.
 * ``Authorization: Bearer <jwt>``: an OIDC token verified by ``shared.oidc`` against the
   configured issuer, audience and algorithms.
 
@@ -15,7 +20,11 @@ is refused outright rather than skipped, since the platform does not send broken
 falling back to another identity would hide the problem.
 
 The ids are provider-qualified (``github|abc123``, ``https://issuer|sub``) so two providers'
-users can never share an id. Nothing here ever puts a token or a principal in a message or log.
+users can never share an id. Microsoft Entra bearer callers are ``entra:<tid>|<oid>``: Entra's
+``sub`` is pairwise, different for each client app, while the object id is the same user across
+every app of the tenant ("oid ... two different applications signing in the same user receive the
+same value", learn.microsoft.com/entra/identity-platform/id-token-claims-reference and
+access-token-claims-reference), so one person keeps one ACS identity whatever app they use. Nothing here ever puts a token or a principal in a message or log.
 """
 
 from __future__ import annotations
@@ -25,11 +34,15 @@ import binascii
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
+from urllib.parse import urlsplit
 
 from shared.errors import Unauthenticated
 from shared.settings import Settings
 from shared.text import is_clean
+
+if TYPE_CHECKING:
+    from shared import oidc
 
 PRINCIPAL_HEADER = "x-ms-client-principal"
 PRINCIPAL_IDP_HEADER = "x-ms-client-principal-idp"
@@ -56,6 +69,45 @@ _DEFAULT_ROLE_CLAIMS = frozenset({"roles", "http://schemas.microsoft.com/ws/2008
 MISSING_CALLER = "MissingCaller"
 INVALID_PRINCIPAL = "InvalidPrincipal"
 INVALID_BEARER = "InvalidBearerToken"
+PLATFORM_AUTH_OFF = "PlatformAuthenticationOff"
+
+#: Said to header callers (and by /api/health) when the principal header cannot be trusted.
+PLATFORM_AUTH_OFF_MESSAGE = (
+    "TRUST_CLIENT_PRINCIPAL is on, but App Service authentication is not enabled for this app "
+    "(WEBSITE_AUTH_ENABLED is not True), so the principal header could have been sent by anyone"
+)
+
+#: Easy Auth claim types of the Entra tenant id and object id.
+_TENANT_CLAIMS = ("http://schemas.microsoft.com/identity/claims/tenantid", "tid")
+_OBJECT_ID_CLAIMS = ("http://schemas.microsoft.com/identity/claims/objectidentifier", "oid")
+
+#: Hosts of Microsoft Entra issuers (public and national clouds): their bearer callers are keyed by
+#: tid + oid under OIDC_USER_KEY=auto.
+ENTRA_ISSUER_HOSTS = frozenset(
+    {
+        "login.microsoftonline.com",
+        "sts.windows.net",
+        "login.microsoftonline.us",
+        "login.partner.microsoftonline.cn",
+        "login.chinacloudapi.cn",
+    }
+)
+
+_GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_ISSUER_PREFIX = re.compile(r"https?://[^|\s]{1,500}")
+_ENTRA_PREFIX = re.compile(r"entra:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def is_app_user_id(value: object) -> bool:
+    """Whether ``value`` has the shape of an id this module makes: ``<provider>|<user id>``,
+    ``<issuer URL>|<sub>`` or ``entra:<tid>|<oid>``, with a user id that is not blank, not too
+    long and free of control, format (bidi) and lone-surrogate characters."""
+    if not isinstance(value, str) or len(value) > 1100:
+        return False
+    prefix, separator, user_id = value.partition("|")
+    if not separator or not user_id.strip() or len(user_id) > MAX_USER_ID_CHARS or not is_clean(value):
+        return False
+    return bool(_PROVIDER.fullmatch(prefix) or _ISSUER_PREFIX.fullmatch(prefix) or _ENTRA_PREFIX.fullmatch(prefix))
 
 
 @dataclass(frozen=True)
@@ -69,6 +121,13 @@ class Caller:
     roles: frozenset[str]
     #: "client-principal" or "bearer".
     source: str
+    #: The principal's identity provider ("github", "aad", ...) or the bearer token's issuer.
+    provider: str = ""
+    #: Microsoft Entra tenant and object id, when the platform or the token says them.
+    tenant_id: str | None = None
+    object_id: str | None = None
+    #: A bearer token's e-mail address (for ACCESS_ALLOWED_EMAIL_DOMAINS), when it has one.
+    email: str | None = None
 
 
 class _Malformed(Exception):
@@ -143,7 +202,7 @@ def _static_web_apps(principal: dict[str, Any]) -> Caller | None:
         return None
     provider = _provider(provider, "identityProvider")
     user_id = _text(user_id, "userId", MAX_USER_ID_CHARS)
-    return Caller(app_user_id=f"{provider}|{user_id}", roles=roles, source="client-principal")
+    return Caller(app_user_id=f"{provider}|{user_id}", roles=roles, source="client-principal", provider=provider)
 
 
 def _easy_auth(principal: dict[str, Any], idp_header: str | None) -> Caller:
@@ -169,7 +228,16 @@ def _easy_auth(principal: dict[str, Any], idp_header: str | None) -> Caller:
     if user_id is None:
         raise _Malformed("no claim carries a user id")
     user_id = _text(user_id, "the user id claim", MAX_USER_ID_CHARS)
-    return Caller(app_user_id=f"{provider}|{user_id}", roles=roles, source="client-principal")
+    tenant_id = next((by_type[t][0].lower() for t in _TENANT_CLAIMS if by_type.get(t)), None)
+    object_id = next((by_type[t][0].lower() for t in _OBJECT_ID_CLAIMS if by_type.get(t)), None)
+    return Caller(
+        app_user_id=f"{provider}|{user_id}",
+        roles=roles,
+        source="client-principal",
+        provider=provider,
+        tenant_id=tenant_id if tenant_id and _GUID.fullmatch(tenant_id) else None,
+        object_id=object_id if object_id and _GUID.fullmatch(object_id) else None,
+    )
 
 
 def caller_from_client_principal(raw: str, idp_header: str | None = None) -> Caller | None:
@@ -207,6 +275,8 @@ async def identify_caller(headers: Mapping[str, str], settings: Settings) -> Cal
     if settings.trust_client_principal:
         raw = _header(headers, PRINCIPAL_HEADER)
         if raw is not None:
+            if not settings.platform_auth_enabled:
+                raise Unauthenticated(PLATFORM_AUTH_OFF_MESSAGE + ".", code=PLATFORM_AUTH_OFF)
             caller = caller_from_client_principal(raw, _header(headers, PRINCIPAL_IDP_HEADER))
             if caller is not None:
                 return caller
@@ -221,9 +291,39 @@ async def identify_caller(headers: Mapping[str, str], settings: Settings) -> Cal
     from shared import oidc  # PyJWT and its crypto load on the first bearer token, not at import
 
     verified = await oidc.verify_bearer_token(
-        token, issuer=settings.oidc_issuer, audience=settings.oidc_audience, algorithms=settings.oidc_algorithms
+        token,
+        issuer=settings.oidc_issuer,
+        audience=settings.oidc_audience,
+        algorithms=settings.oidc_algorithms,
+        max_lifetime_seconds=settings.oidc_max_token_lifetime_minutes * 60,
     )
-    return Caller(app_user_id=f"{verified.issuer}|{verified.subject}", roles=verified.roles, source="bearer")
+    return Caller(
+        app_user_id=_bearer_user_id(verified, settings.oidc_user_key),
+        roles=verified.roles,
+        source="bearer",
+        provider=verified.issuer,
+        tenant_id=verified.tenant_id,
+        object_id=verified.object_id,
+        email=verified.email,
+    )
+
+
+def is_entra_issuer(issuer: str) -> bool:
+    """Whether a token issuer is Microsoft Entra ID (by its host)."""
+    try:
+        return (urlsplit(issuer).hostname or "") in ENTRA_ISSUER_HOSTS
+    except ValueError:
+        return False
+
+
+def _bearer_user_id(verified: "oidc.VerifiedToken", user_key: str) -> str:
+    """``entra:<tid>|<oid>`` for Entra (stable across client apps), ``<issuer>|<sub>`` otherwise."""
+    if user_key == "tid+oid" or (user_key == "auto" and is_entra_issuer(verified.issuer)):
+        if not (verified.tenant_id and verified.object_id and _GUID.fullmatch(verified.tenant_id)
+                and _GUID.fullmatch(verified.object_id)):
+            raise Unauthenticated("The bearer token lacks the tid and oid claims that name an Entra user", code=INVALID_BEARER)
+        return f"entra:{verified.tenant_id}|{verified.object_id}"
+    return f"{verified.issuer}|{verified.subject}"
 
 
 async def close() -> None:

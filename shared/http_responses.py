@@ -7,6 +7,7 @@ contract's shape ``{"error": {"code", "message"}}`` with the fitting status.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any, Awaitable, Callable
@@ -23,7 +24,7 @@ from .errors import (
     Throttled,
     Unauthenticated,
 )
-from .settings import SettingsError
+from .settings import SettingsError, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +66,23 @@ def error_response(error: ServiceError) -> func.HttpResponse:
     return json_response({"error": {"code": error.code, "message": error.message}}, status, headers)
 
 
+#: Retry-After of a request cut at its deadline: the dependency was slow a moment ago.
+DEADLINE_RETRY_AFTER_SECONDS = 5
+
+
 async def respond(operation: str, work: Callable[[], Awaitable[func.HttpResponse]]) -> func.HttpResponse:
-    """Run a handler; domain errors become their status, a misconfiguration a 503 naming the
-    setting in the log (not to the caller), anything unexpected a bare 500 with its trace logged."""
+    """Run a handler within the request deadline; domain errors become their status, a request
+    past REQUEST_DEADLINE_SECONDS a 503 with Retry-After (the Static Web Apps proxy would otherwise
+    cut it at 45 s with a platform error and no Retry-After), a misconfiguration a 503 naming the
+    setting in the log (not to the caller), anything unexpected a bare 500 with its trace logged.
+
+    Work still in flight at the deadline is cancelled; the token service keeps a cancelled
+    identity creation from leaving an identity nobody maps."""
+    deadline: asyncio.Timeout | None = None
     try:
-        return await work()
+        deadline = asyncio.timeout(get_settings().request_deadline_seconds)
+        async with deadline:
+            return await work()
     except ServiceError as error:
         if isinstance(error, DependencyUnavailable):
             log.warning("%s: dependency unavailable: %s", operation, error.message)
@@ -77,6 +90,16 @@ async def respond(operation: str, work: Callable[[], Awaitable[func.HttpResponse
     except SettingsError as error:
         log.error("%s: the app is misconfigured: %s", operation, error)
         return error_response(DependencyUnavailable("The service is misconfigured.", retry_after=60, code="ServiceMisconfigured"))
+    except TimeoutError:
+        if deadline is None or not deadline.expired():
+            log.exception("%s: unexpected timeout", operation)
+            return json_response({"error": {"code": "InternalError", "message": "The service failed unexpectedly."}}, 500)
+        log.warning("%s: stopped at the request deadline", operation)
+        return error_response(
+            DependencyUnavailable(
+                "The service took too long to answer; try again.", retry_after=DEADLINE_RETRY_AFTER_SECONDS, code="DeadlineExceeded"
+            )
+        )
     except Exception:
         log.exception("%s: unexpected error", operation)
         return json_response({"error": {"code": "InternalError", "message": "The service failed unexpectedly."}}, 500)

@@ -15,6 +15,19 @@ Why the cache behaves as it does:
   when a refresh fails, because the issuer being briefly down should not sign everyone out.
 * The algorithm is taken from the configured allow-list only and must fit the key's type, so
   ``alg: none`` and the HS256-with-the-public-key trick cannot work.
+* Only access tokens are accepted; an ID token is proof of a sign-in for the client that asked
+  for it, not a grant to call this API. What tells them apart:
+  - ``nonce``, ``at_hash``, ``c_hash`` and ``s_hash`` are ID token claims (OpenID Connect Core
+    1.0 §2, §3.1.3.6, §3.3.2.11; https://openid.net/specs/openid-connect-core-1_0.html);
+  - RFC 9068 §2.1 types access tokens ``at+jwt`` (https://www.rfc-editor.org/rfc/rfc9068); any
+    other ``typ`` but plain ``JWT`` (which Microsoft Entra's access tokens carry) is refused;
+  - an access token names the client it was issued to (``client_id``, RFC 9068 §2.2; ``azp`` in
+    Entra v2 tokens, ``appid`` in v1; learn.microsoft.com/entra/identity-platform/
+    access-token-claims-reference), while an ID token's audience *is* that client (OIDC Core §2).
+    A token without a client claim, or whose client is its own audience without any ``scp`` /
+    ``scope`` grant, is an ID token.
+* A token valid for longer than ``OIDC_MAX_TOKEN_LIFETIME_MINUTES`` (from ``iat``, else from
+  now) is refused: a stolen ten-year token must not be a ten-year key.
 
 This module knows JWTs and the issuer's HTTP endpoints; it knows nothing of requests or users.
 """
@@ -75,6 +88,12 @@ class VerifiedToken:
     issuer: str
     subject: str
     roles: frozenset[str]
+    #: Microsoft Entra's tenant id and object id (``tid``, ``oid``) when the token carries them.
+    tenant_id: str | None = None
+    object_id: str | None = None
+    #: The ``email`` claim (else ``preferred_username`` / ``upn``) when it looks like an address
+    #: and the issuer did not say it is unverified.
+    email: str | None = None
 
 
 @dataclass
@@ -293,6 +312,52 @@ def _roles(claims: dict[str, Any]) -> frozenset[str]:
     return frozenset(r for r in roles if isinstance(r, str) and r and is_clean(r))
 
 
+_ID_TOKEN_CLAIMS = ("nonce", "at_hash", "c_hash", "s_hash")
+_ACCESS_TOKEN_TYPES = frozenset({"jwt", "at+jwt", "application/at+jwt"})
+_CLIENT_CLAIMS = ("client_id", "azp", "appid")
+
+
+def _require_access_token(header: dict[str, Any], claims: dict[str, Any]) -> None:
+    """Refuse ID tokens (and other JWTs that are not access tokens); see the module docstring."""
+    typ = header.get("typ")
+    if typ is not None and (not isinstance(typ, str) or typ.lower() not in _ACCESS_TOKEN_TYPES):
+        raise _bad_token("The bearer token is not an access token (its typ is not at+jwt or JWT)")
+    if any(name in claims for name in _ID_TOKEN_CLAIMS):
+        raise _bad_token("The bearer token is an ID token, not an access token: send an access token for this API")
+    client = next((claims[c] for c in _CLIENT_CLAIMS if isinstance(claims.get(c), str) and claims[c]), None)
+    if client is None:
+        raise _bad_token("The bearer token names no client (client_id, azp or appid): it is not an access token")
+    audiences = claims.get("aud")
+    audiences = [audiences] if isinstance(audiences, str) else audiences if isinstance(audiences, list) else []
+    if client in audiences and not (claims.get("scp") or claims.get("scope")):
+        raise _bad_token("The bearer token was issued to its own audience with no scope: it is an ID token")
+
+
+def _check_lifetime(claims: dict[str, Any], max_lifetime_seconds: float) -> None:
+    exp = claims.get("exp")
+    iat = claims.get("iat")
+    start = iat if isinstance(iat, (int, float)) and not isinstance(iat, bool) else time.time()
+    if isinstance(exp, (int, float)) and exp - start > max_lifetime_seconds + LEEWAY_SECONDS:
+        raise _bad_token("The bearer token is valid for longer than this service accepts")
+
+
+def _email(claims: dict[str, Any]) -> str | None:
+    if claims.get("email_verified") is False:
+        return None
+    for name in ("email", "preferred_username", "upn"):
+        value = claims.get(name)
+        if isinstance(value, str) and value.count("@") == 1 and len(value) <= 320 and is_clean(value):
+            return value
+    return None
+
+
+def _optional_text(claims: dict[str, Any], name: str) -> str | None:
+    value = claims.get(name)
+    if isinstance(value, str) and 0 < len(value) <= 64 and is_clean(value):
+        return value.lower()
+    return None
+
+
 def _reason(error: Exception) -> str:
     if isinstance(error, jwt.ExpiredSignatureError):
         return "The bearer token has expired"
@@ -311,8 +376,16 @@ def _reason(error: Exception) -> str:
     return "The bearer token could not be verified"
 
 
-async def verify_bearer_token(token: str, *, issuer: str, audience: str, algorithms: Sequence[str]) -> VerifiedToken:
-    """Verify ``token`` (signature, ``iss``, ``aud``, ``exp``, ``nbf``, ``sub``).
+async def verify_bearer_token(
+    token: str,
+    *,
+    issuer: str,
+    audience: str,
+    algorithms: Sequence[str],
+    max_lifetime_seconds: float = 24 * 3600,
+) -> VerifiedToken:
+    """Verify ``token`` (signature, ``iss``, ``aud``, ``exp``, ``nbf``, ``sub``), that it is an
+    access token, and that it is not valid for longer than ``max_lifetime_seconds``.
 
     Raises ``Unauthenticated`` (code InvalidBearerToken) for a token that is not good,
     ``DependencyUnavailable`` when the issuer's keys cannot be fetched, and ``SettingsError``
@@ -363,4 +436,13 @@ async def verify_bearer_token(token: str, *, issuer: str, audience: str, algorit
     subject = claims["sub"]
     if not isinstance(subject, str) or not subject.strip() or not is_clean(subject) or len(subject) > 512:
         raise _bad_token("The bearer token's subject is not usable")
-    return VerifiedToken(issuer=claims["iss"], subject=subject, roles=_roles(claims))
+    _require_access_token(header, claims)
+    _check_lifetime(claims, max_lifetime_seconds)
+    return VerifiedToken(
+        issuer=claims["iss"],
+        subject=subject,
+        roles=_roles(claims),
+        tenant_id=_optional_text(claims, "tid"),
+        object_id=_optional_text(claims, "oid"),
+        email=_email(claims),
+    )

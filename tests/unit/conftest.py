@@ -15,6 +15,8 @@ from shared.settings import Settings, load_settings
 MINIMAL_ENV = {
     "ACS_CONNECTION_STRING": "endpoint=https://acs.invalid/;accesskey=bm90LWEta2V5",
     "TABLES_CONNECTION_STRING": "UseDevelopmentStorage=true",
+    # App Service authentication is on (the platform's signal); tests that need it off drop it.
+    "WEBSITE_AUTH_ENABLED": "True",
 }
 
 

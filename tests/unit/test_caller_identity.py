@@ -130,6 +130,7 @@ async def test_static_web_apps_principal_names_a_provider_qualified_user(make_se
         app_user_id="github|d75b260a64504067bfc5b2905e3b8182",
         roles=frozenset({"anonymous", "authenticated", "support"}),
         source="client-principal",
+        provider="github",
     )
 
 
@@ -222,6 +223,8 @@ async def test_easy_auth_principal_uses_object_id_and_role_claims(make_settings)
         app_user_id="aad|6c2d6a9e-0f0e-4c4e-9d0e-1f2a3b4c5d6e",
         roles=frozenset({"admin", "reader"}),
         source="client-principal",
+        provider="aad",
+        object_id="6c2d6a9e-0f0e-4c4e-9d0e-1f2a3b4c5d6e",
     )
 
 
@@ -253,7 +256,9 @@ async def test_valid_bearer_token_names_issuer_and_subject(local_issuer, bearer_
 
     caller = await identify_caller(bearer(token), bearer_settings)
 
-    assert caller == Caller(app_user_id=f"{local_issuer.url}|user-42", roles=frozenset({"support"}), source="bearer")
+    assert caller == Caller(
+        app_user_id=f"{local_issuer.url}|user-42", roles=frozenset({"support"}), source="bearer", provider=local_issuer.url
+    )
 
 
 async def test_issuer_configured_with_a_trailing_slash_still_verifies(local_issuer, make_settings):
