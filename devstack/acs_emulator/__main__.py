@@ -39,6 +39,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--limit-scale", type=float, default=1.0, help="multiply the service's throttling limits")
     parser.add_argument("--quiet", action="store_true", help="no access log (for benchmarks)")
+    parser.add_argument("--revocation-delay", type=float, default=0.0,
+                        help="seconds a revoked token keeps verifying (real ACS: up to 15 minutes)")
+    parser.add_argument("--deleted-identity-answer", choices=["404", "400", "403", "401"], default="404",
+                        help="what a deleted identity gets (real ACS: undocumented)")
+    parser.add_argument("--identical-tokens-within-second", action="store_true",
+                        help="identical issues within one second return the same token, as real ACS may")
     args = parser.parse_args(argv)
     if not args.access_key:
         parser.error("--access-key (or ACS_EMULATOR_ACCESS_KEY) is required")
@@ -58,6 +64,9 @@ async def _serve(args: argparse.Namespace) -> None:
         state_file=args.state_file,
         limit_scale=args.limit_scale,
         access_log=not args.quiet,
+        revocation_delay_seconds=args.revocation_delay,
+        deleted_identity_answer=args.deleted_identity_answer,
+        identical_tokens_within_second=args.identical_tokens_within_second,
     )
     runner = await start(create_app(config), args.host, args.port, pki.server_ssl_context(), access_log=config.access_log)
     print(f"ACS emulator ready on https://{args.host}:{args.port} (resource {config.resource_id})", flush=True)

@@ -4,8 +4,12 @@ unauthenticated ``/_emulator/`` control surface for tests and benchmarks."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import json
+import secrets
+import time
+import uuid
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
@@ -13,7 +17,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 
 from .auth import verify_bearer, verify_hmac
-from .config import SUPPORTED_API_VERSIONS, EmulatorConfig
+from .config import IDENTITY_API_VERSIONS, SUPPORTED_API_VERSIONS, TEAMS_API_VERSIONS, EmulatorConfig
 from .errors import ApiError, denied
 from .limits import Governor, Settings
 from .service import IdentityService
@@ -82,8 +86,16 @@ def create_app(config: EmulatorConfig) -> web.Application:
     )
     store = IdentityStore(config.resource_id, config.state_file)
     minter = TokenMinter(config.token_key_path, config.resource_id, config.resource_location, config.region)
-    service = IdentityService(store, minter, public_key)
-    governor = Governor(Settings(limit_scale=config.limit_scale, limit_window_seconds=config.limit_window_seconds))
+    governor = Governor(
+        Settings(
+            limit_scale=config.limit_scale,
+            limit_window_seconds=config.limit_window_seconds,
+            revocation_delay_seconds=config.revocation_delay_seconds,
+            deleted_identity_answer=config.deleted_identity_answer,
+            identical_tokens_within_second=config.identical_tokens_within_second,
+        )
+    )
+    service = IdentityService(store, minter, public_key, lambda: governor.settings)
     key = config.access_key_bytes
 
     def authenticate(request: web.Request, raw: bytes) -> None:
@@ -106,6 +118,9 @@ def create_app(config: EmulatorConfig) -> web.Application:
 
     async def api(request: web.Request) -> web.StreamResponse:
         operation = None
+        started = time.perf_counter()
+        versions: str | None = TEAMS_API_VERSIONS if request.path.startswith("/teamsUser/") else IDENTITY_API_VERSIONS
+        correlation = _ms_cv()
         try:
             latency = governor.settings.latency_ms
             if latency > 0:
@@ -120,15 +135,33 @@ def create_app(config: EmulatorConfig) -> web.Application:
                 raise ApiError(
                     400, "UnsupportedApiVersion", f"Supported api-versions: {', '.join(sorted(SUPPORTED_API_VERSIONS))}."
                 )
-            governor.admit(operation)
+            after = governor.admit(operation)
             result = call.action(service, _parse_json(raw))
+            if after is not None:  # done, and then the reply fails: the caller cannot know
+                governor.committed_then_failed.append(
+                    {"operation": operation, "msCv": correlation, "identity": _made_identity(result)}
+                )
+                raise after.error()
             response: web.StreamResponse = (
-                web.json_response(result, status=call.status) if result is not None else web.Response(status=call.status)
+                web.json_response(result, status=call.status)  # application/json; charset=utf-8
+                if result is not None
+                else web.Response(status=call.status)
             )
         except ApiError as error:
             response = error.response()
+            if not error.lists_versions:
+                versions = None
         if operation is not None:
             governor.record(operation, response.status)
+        # The headers real ACS sends on every answer (../acs-recordings, every session).
+        response.headers["MS-CV"] = correlation
+        response.headers["X-Azure-Ref"] = _azure_ref()
+        response.headers["X-Processing-Time"] = f"{round((time.perf_counter() - started) * 1000)}ms"
+        response.headers["X-Cache"] = "CONFIG_NOCACHE"
+        response.headers["Request-Context"] = f"appId=cid-v1:{config.resource_id}"
+        response.headers["Strict-Transport-Security"] = "max-age=2592000"
+        if versions is not None and operation is not None:
+            response.headers["api-supported-versions"] = versions
         request_id = request.headers.get("x-ms-client-request-id")
         if request_id:
             response.headers["x-ms-client-request-id"] = request_id
@@ -166,9 +199,20 @@ def create_app(config: EmulatorConfig) -> web.Application:
         return web.json_response(governor.stats())
 
     async def reset(_: web.Request) -> web.Response:
+        store.use_resource(None)
         store.clear()
         governor.reset()
         return web.Response(status=204)
+
+    async def put_resource(request: web.Request) -> web.Response:
+        body = await _control_body(request)
+        resource_id = body.get("resourceId")
+        if resource_id is not None:
+            try:
+                resource_id = str(uuid.UUID(str(resource_id)))
+            except ValueError:
+                raise ApiError(400, "BadRequest", 'Send {"resourceId": "<guid>"} or {"resourceId": null}.') from None
+        return web.json_response({"resourceId": store.use_resource(resource_id)})
 
     async def health(_: web.Request) -> web.Response:
         return web.json_response({"status": "healthy"})
@@ -195,10 +239,25 @@ def create_app(config: EmulatorConfig) -> web.Application:
     app.router.add_get("/_emulator/config", get_config)
     app.router.add_put("/_emulator/config", put_config)
     app.router.add_get("/_emulator/stats", stats)
+    app.router.add_put("/_emulator/resource", put_resource)
     app.router.add_post("/_emulator/reset", reset)
     app.router.add_route("*", "/{tail:.*}", api)
     app.on_cleanup.append(flush_state)
     return app
+
+
+def _ms_cv() -> str:
+    """A correlation vector shaped like ACS's (22 base64 characters, then ".0")."""
+    return base64.b64encode(secrets.token_bytes(16)).decode()[:22] + ".0"
+
+
+def _azure_ref() -> str:
+    return "0" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+def _made_identity(result: Any) -> str | None:
+    identity = result.get("identity") if isinstance(result, dict) else None
+    return identity.get("id") if isinstance(identity, dict) else None
 
 
 async def _control_body(request: web.Request) -> dict[str, Any]:

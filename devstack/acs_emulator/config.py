@@ -9,8 +9,26 @@ from dataclasses import dataclass
 from pathlib import Path
 
 API_VERSION = "2023-10-01"
-#: Accepted api-versions. The SDK 1.5.0 sends 2023-10-01; older stable versions have the same wire shape.
-SUPPORTED_API_VERSIONS = frozenset({"2021-03-07", "2022-06-01", "2022-10-01", "2023-08-01", API_VERSION})
+#: The api-supported-versions header real ACS sent in 2025 (../acs-recordings, js__ sessions,
+#: recorded 2025-04-07); the Teams exchange route lists fewer.
+IDENTITY_API_VERSIONS = (
+    "2020-07-20-preview2, 2021-03-07, 2021-10-31-preview, 2021-11-01, 2022-06-01, 2022-10-01, 2023-10-01, "
+    "2025-03-02-preview"
+)
+TEAMS_API_VERSIONS = "2021-10-31-preview, 2022-06-01, 2022-10-01, 2023-10-01, 2025-03-02-preview"
+#: Accepted api-versions: those the service lists (the SDK 1.5.0 sends 2023-10-01).
+SUPPORTED_API_VERSIONS = frozenset(v.strip() for v in IDENTITY_API_VERSIONS.split(","))
+#: What a deleted (or never created) identity gets from issue, revoke and delete. Real ACS's
+#: answer is not documented (../ACS_FACTS.md: UNKNOWN), so each plausible one can be chosen;
+#: "401" answers as the service does for another resource's identity (recorded).
+DELETED_IDENTITY_ANSWERS: dict[str, tuple[int, str, str | None]] = {
+    "404": (404, "IdentityNotFound", None),
+    "400": (400, "ValidationError", None),
+    "403": (403, "IdentityNotFound", None),
+    "401": (401, "IdentityNotOwned", None),
+}
+DELETED_IDENTITY_MESSAGE = "Provided identity doesn't exist."
+NOT_OWNED_MESSAGE = "Provided identity doesn't belong to the resource."
 
 SCOPES = frozenset({"chat", "chat.join", "chat.join.limited", "voip", "voip.join"})
 MIN_MINUTES, MAX_MINUTES, DEFAULT_MINUTES = 60, 1440, 1440
@@ -55,6 +73,10 @@ class EmulatorConfig:
     limit_scale: float = 1.0
     limit_window_seconds: float = LIMIT_WINDOW_SECONDS
     access_log: bool = True
+    #: Start-up values of the run-time knobs of the same names (see limits.Settings).
+    revocation_delay_seconds: float = 0.0
+    deleted_identity_answer: str = "404"
+    identical_tokens_within_second: bool = False
 
     def __post_init__(self) -> None:
         try:
@@ -65,6 +87,8 @@ class EmulatorConfig:
         uuid.UUID(self.resource_id)  # raises ValueError naming the problem
         if self.limit_scale <= 0 or self.limit_window_seconds <= 0:
             raise ValueError("limit_scale and limit_window_seconds must be positive")
+        if self.deleted_identity_answer not in DELETED_IDENTITY_ANSWERS or self.revocation_delay_seconds < 0:
+            raise ValueError(f"deleted_identity_answer must be one of {sorted(DELETED_IDENTITY_ANSWERS)}")
 
     @property
     def access_key_bytes(self) -> bytes:

@@ -16,7 +16,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import DEFAULT_LIMITS, OPERATIONS
+from .config import DEFAULT_LIMITS, DELETED_IDENTITY_ANSWERS, OPERATIONS
 from .errors import ApiError
 
 #: Faults can name the create operation once for both of its forms.
@@ -51,9 +51,18 @@ class Fault:
     remaining: int
     retry_after: int | None
     operations: frozenset[str] | None
+    #: The error code answered (default: one fitting the status, e.g. 503 ServiceUnavailable).
+    code: str | None = None
+    #: Do the operation first, then answer the fault: a reply lost after the service acted (for
+    #: a create, ACS made an identity the caller never learns of).
+    commit: bool = False
 
     def matches(self, operation: str) -> bool:
         return self.remaining > 0 and (self.operations is None or operation in self.operations)
+
+    def error(self) -> ApiError:
+        code = self.code or FAULT_CODES.get(self.status, "InjectedFault")
+        return ApiError(self.status, code, "Injected fault.", retry_after=self.retry_after)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -61,6 +70,8 @@ class Fault:
             "remaining": self.remaining,
             "retryAfterSeconds": self.retry_after,
             "operations": sorted(self.operations) if self.operations is not None else None,
+            "code": self.code,
+            "commit": self.commit,
         }
 
 
@@ -76,6 +87,14 @@ class Settings:
     limit_scale: float = 1.0
     limit_window_seconds: float = 30.0
     limits: dict[str, int] = field(default_factory=dict)
+    #: Real ACS: a revocation "can take up to 15 minutes to propagate" (../ACS_FACTS.md). Tokens
+    #: issued before a revocation keep verifying for this long after it (0: at once).
+    revocation_delay_seconds: float = 0.0
+    #: The answer for a deleted or unknown identity: a key of config.DELETED_IDENTITY_ANSWERS.
+    deleted_identity_answer: str = "404"
+    #: Real ACS tokens carry whole-second times and no unique id, so identical issues within one
+    #: second may return the same string; False makes every token unique (an emulator-only luxury).
+    identical_tokens_within_second: bool = False
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -84,6 +103,9 @@ class Settings:
             "limitScale": self.limit_scale,
             "limitWindowSeconds": self.limit_window_seconds,
             "limits": self.effective_limits(),
+            "revocationDelaySeconds": self.revocation_delay_seconds,
+            "deletedIdentityAnswer": self.deleted_identity_answer,
+            "identicalTokensWithinSecond": self.identical_tokens_within_second,
         }
 
     def effective_limits(self) -> dict[str, int]:
@@ -103,6 +125,8 @@ class Governor:
         self.statuses: dict[str, Counter[str]] = {}
         self.throttled: Counter[str] = Counter()
         self.faulted: Counter[str] = Counter()
+        #: Operations done and then answered with a fault: what a caller cannot know happened.
+        self.committed_then_failed: list[dict[str, Any]] = []
         self._rebuild_windows()
 
     def _rebuild_windows(self) -> None:
@@ -115,7 +139,10 @@ class Governor:
 
     def configure(self, changes: dict[str, Any]) -> None:
         """Apply the fields present in ``changes``; null resets a field to its start-up value."""
-        known = {"latencyMs", "requestsPerSecond", "limitScale", "limitWindowSeconds", "limits"}
+        known = {
+            "latencyMs", "requestsPerSecond", "limitScale", "limitWindowSeconds", "limits",
+            "revocationDelaySeconds", "deletedIdentityAnswer", "identicalTokensWithinSecond",
+        }
         unknown = set(changes) - known
         if unknown:
             raise ApiError(400, "BadRequest", f"Unknown config fields: {sorted(unknown)}; known: {sorted(known)}.")
@@ -136,6 +163,21 @@ class Governor:
                 s.limit_window_seconds = d.limit_window_seconds if value is None else float(value)
                 if s.limit_window_seconds <= 0:
                     raise ValueError
+            if "revocationDelaySeconds" in changes:
+                value = changes["revocationDelaySeconds"]
+                s.revocation_delay_seconds = d.revocation_delay_seconds if value is None else float(value)
+                if s.revocation_delay_seconds < 0:
+                    raise ValueError
+            if "deletedIdentityAnswer" in changes:
+                value = changes["deletedIdentityAnswer"]
+                s.deleted_identity_answer = d.deleted_identity_answer if value is None else str(value)
+                if s.deleted_identity_answer not in DELETED_IDENTITY_ANSWERS:
+                    raise ValueError
+            if "identicalTokensWithinSecond" in changes:
+                value = changes["identicalTokensWithinSecond"]
+                if value is not None and not isinstance(value, bool):
+                    raise ValueError
+                s.identical_tokens_within_second = d.identical_tokens_within_second if value is None else value
             if "limits" in changes:
                 value = changes["limits"] or {}
                 if set(value) - set(OPERATIONS):
@@ -144,7 +186,12 @@ class Governor:
                 if any(n < 1 for n in s.limits.values()):
                     raise ValueError
         except (TypeError, ValueError):
-            raise ApiError(400, "BadRequest", f"Invalid config; limits may name {list(OPERATIONS)}.") from None
+            raise ApiError(
+                400,
+                "BadRequest",
+                f"Invalid config; limits may name {list(OPERATIONS)}; deletedIdentityAnswer is one of "
+                f"{sorted(DELETED_IDENTITY_ANSWERS)}.",
+            ) from None
         self._rebuild_windows()
 
     def add_fault(self, body: dict[str, Any]) -> Fault:
@@ -154,7 +201,11 @@ class Governor:
             retry_after = body.get("retryAfterSeconds", 1)
             retry_after = None if retry_after is None else int(retry_after)
             names = body.get("operations")
-            if not 400 <= status <= 599 or count < 1:
+            code = body.get("code")
+            commit = body.get("commit", False)
+            if not 400 <= status <= 599 or count < 1 or not isinstance(commit, bool):
+                raise ValueError
+            if code is not None and (not isinstance(code, str) or not code):
                 raise ValueError
             operations = None
             if names:
@@ -164,9 +215,12 @@ class Governor:
                 operations = frozenset(expanded)
         except (TypeError, ValueError, AttributeError):
             raise ApiError(
-                400, "BadRequest", f"A fault is {{status: 400-599, count >= 1, retryAfterSeconds?, operations?: {list(OPERATIONS)}}}."
+                400,
+                "BadRequest",
+                f"A fault is {{status: 400-599, count >= 1, retryAfterSeconds?, operations?: {list(OPERATIONS)}, "
+                "code?: string, commit?: boolean}.",
             ) from None
-        fault = Fault(status=status, remaining=count, retry_after=retry_after, operations=operations)
+        fault = Fault(status=status, remaining=count, retry_after=retry_after, operations=operations, code=code, commit=commit)
         self.faults.append(fault)
         return fault
 
@@ -177,20 +231,23 @@ class Governor:
         self.statuses.clear()
         self.throttled.clear()
         self.faulted.clear()
+        self.committed_then_failed.clear()
         self._rebuild_windows()
 
     # -- per request ---------------------------------------------------------------------
 
-    def admit(self, operation: str) -> None:
-        """Raise the injected fault or the 429 this request gets, if any."""
+    def admit(self, operation: str) -> Fault | None:
+        """Raise the injected fault or the 429 this request gets, if any; a fault that answers
+        only after the operation is done (``commit``) is returned for the caller to apply."""
         self.calls[operation] += 1
         for fault in self.faults:
             if fault.matches(operation):
                 fault.remaining -= 1
                 self.faults = [f for f in self.faults if f.remaining > 0]
                 self.faulted[operation] += 1
-                code = FAULT_CODES.get(fault.status, "InjectedFault")
-                raise ApiError(fault.status, code, "Injected fault.", retry_after=fault.retry_after)
+                if fault.commit:
+                    return fault
+                raise fault.error()
         now = time.monotonic()
         retry_after = self._global.admit(now) if self._global else None
         if retry_after is None:
@@ -198,6 +255,7 @@ class Governor:
         if retry_after is not None:
             self.throttled[operation] += 1
             raise ApiError(429, "TooManyRequests", "Too many requests; retry after the given delay.", retry_after=retry_after)
+        return None
 
     def record(self, operation: str, status: int) -> None:
         self.statuses.setdefault(operation, Counter())[str(status)] += 1
@@ -209,4 +267,5 @@ class Governor:
             "throttled": dict(self.throttled),
             "throttledTotal": sum(self.throttled.values()),
             "faulted": dict(self.faulted),
+            "committedThenFailed": list(self.committed_then_failed),
         }

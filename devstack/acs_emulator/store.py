@@ -32,6 +32,7 @@ class Identity:
 
 class IdentityStore:
     def __init__(self, resource_id: str, state_file: Path | None) -> None:
+        self.original_resource_id = resource_id
         self.resource_id = resource_id
         self.prefix = f"8:acs:{resource_id}_"
         self._state_file = state_file
@@ -70,6 +71,14 @@ class IdentityStore:
         self._deleted[identity_id] = _now_ms()
         self._changed()
 
+    def use_resource(self, resource_id: str | None) -> str:
+        """Answer as another ACS resource from now on (None: the original one), as when a
+        deployment's ACS resource is replaced: every identity made before belongs to another
+        resource. Identities are kept, so switching back restores them."""
+        self.resource_id = resource_id or self.original_resource_id
+        self.prefix = f"8:acs:{self.resource_id}_"
+        return self.resource_id
+
     def clear(self) -> None:
         self._live.clear()
         self._deleted.clear()
@@ -79,7 +88,7 @@ class IdentityStore:
 
     def _load(self, path: Path) -> None:
         data = json.loads(path.read_text())
-        if data.get("resourceId") not in (None, self.resource_id):
+        if data.get("resourceId") not in (None, self.original_resource_id):
             log.warning("state file %s belongs to another resource id; starting empty", path)
             return
         for identity_id, record in data.get("identities", {}).items():
@@ -90,7 +99,7 @@ class IdentityStore:
         identities = {
             k: {"createdMs": v.created_ms, "revokedAtMs": v.revoked_at_ms} for k, v in self._live.items()
         }
-        return json.dumps({"resourceId": self.resource_id, "identities": identities, "deleted": self._deleted}).encode()
+        return json.dumps({"resourceId": self.original_resource_id, "identities": identities, "deleted": self._deleted}).encode()
 
     def _changed(self) -> None:
         if self._state_file is None or self._flush_handle is not None:

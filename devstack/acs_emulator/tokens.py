@@ -1,9 +1,11 @@
 """ACS access tokens: minted like the service's, checked by the emulator's verify route.
 
 Claims follow real ACS tokens (skypeid, scp, csi, iat, exp, rgn, acsScope, resourceId,
-resourceLocation). ``csi`` carries the issue instant in milliseconds (the service uses seconds)
-so that a revocation separates tokens issued in the same second; ``jti`` makes every token
-unique.
+resourceLocation; ../ACS_FACTS.md): times in whole seconds and no unique id, so two identical
+issues within one second give the same string, as real ACS may. ``unique=True`` (an
+emulator-only behaviour, for tests that want it) adds ``jti`` and puts milliseconds in ``csi``.
+A token is revoked when ``csi`` is not after the revocation: with whole seconds, tokens issued
+later in the second of a revocation count as revoked too.
 """
 
 from __future__ import annotations
@@ -58,24 +60,32 @@ class TokenMinter:
         self._region = region
 
     def issue(
-        self, skype_id: str, scopes: list[str], minutes: int, *, scp: int = SCP_USER, expires_at: int | None = None
+        self,
+        skype_id: str,
+        scopes: list[str],
+        minutes: int,
+        *,
+        scp: int = SCP_USER,
+        expires_at: int | None = None,
+        unique: bool = True,
     ) -> IssuedToken:
         now = time.time()
         issued_at = int(now)
         if expires_at is None:
             expires_at = issued_at + minutes * 60
-        claims = {
+        claims: dict[str, object] = {
             "skypeid": skype_id,
             "scp": scp,
-            "csi": str(int(now * 1000)),
+            "csi": str(int(now * 1000)) if unique else str(issued_at),
             "exp": expires_at,
             "rgn": self._region,
             "acsScope": ",".join(scopes),
             "resourceId": self._resource_id,
             "resourceLocation": self._resource_location,
             "iat": issued_at,
-            "jti": uuid.uuid4().hex,
         }
+        if unique:
+            claims["jti"] = uuid.uuid4().hex
         token = jwt.encode(claims, self._key, algorithm="RS256", headers={"kid": self._kid, "typ": "JWT"})
         return IssuedToken(token=token, expires_on=format_expires_on(expires_at))
 
@@ -84,11 +94,15 @@ class TokenMinter:
         try:
             claims = jwt.decode(token, self._public_key, algorithms=["RS256"], options={"verify_exp": False})
             skype_id = str(claims["skypeid"])
+            csi = int(claims["csi"])
             return TokenClaims(
                 communication_user_id=f"8:{skype_id}",
                 scopes=[s for s in str(claims.get("acsScope", "")).split(",") if s],
                 expires_at=int(claims["exp"]),
-                issued_at_ms=int(claims["csi"]),
+                # Whole seconds (as real ACS) or milliseconds (unique tokens): a whole-second
+                # token counts as issued at the start of its second, so a revocation within that
+                # second revokes it whether it was issued before or after.
+                issued_at_ms=csi if csi > 10**11 else csi * 1000,
             )
         except (jwt.PyJWTError, KeyError, TypeError, ValueError):
             return None
