@@ -10,6 +10,8 @@ Endpoints:
        An ID token is the same call with "typ": "JWT", "clientId": null, the client as "aud" and
        a "nonce" or "at_hash" in "claims".
   POST /_local/rotate                       sign with a new key from now on (old keys stay listed)
+  PUT  /_local/latency                      {"seconds": n}: answer discovery and JWKS n seconds late
+                                            (a slow issuer, for deadline tests; 0 restores)
 
 It has no sign-in at all, which is why it listens on 127.0.0.1 and is never deployed.
 Keys are generated at start; tokens from an earlier run do not verify.
@@ -47,6 +49,8 @@ class LocalIssuer:
     def __init__(self, issuer: str | None = None) -> None:
         self.issuer = issuer.rstrip("/") if issuer else None
         self.requests: Counter[str] = Counter()
+        #: Added before answering discovery and JWKS requests.
+        self.latency_seconds = 0.0
         self._keys: list[tuple[str, rsa.RSAPrivateKey]] = []
         self.rotate()
 
@@ -127,11 +131,27 @@ def _issuer_of(request: web.Request) -> LocalIssuer:
 
 
 async def _discovery(request: web.Request) -> web.Response:
-    return web.json_response(_issuer_of(request).discovery())
+    issuer = _issuer_of(request)
+    await asyncio.sleep(issuer.latency_seconds)
+    return web.json_response(issuer.discovery())
 
 
 async def _jwks(request: web.Request) -> web.Response:
-    return web.json_response(_issuer_of(request).jwks())
+    issuer = _issuer_of(request)
+    await asyncio.sleep(issuer.latency_seconds)
+    return web.json_response(issuer.jwks())
+
+
+async def _latency(request: web.Request) -> web.Response:
+    issuer = request.app[ISSUER]
+    try:
+        seconds = (await request.json())["seconds"]
+    except (ValueError, KeyError, TypeError):
+        return _bad('send {"seconds": n}')
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds <= 60:
+        return _bad("seconds must be a number from 0 to 60")
+    issuer.latency_seconds = float(seconds)
+    return web.json_response({"seconds": issuer.latency_seconds})
 
 
 def _bad(message: str) -> web.Response:
@@ -192,6 +212,7 @@ def create_app(issuer: str | LocalIssuer | None = None) -> web.Application:
     app.router.add_get("/jwks", _jwks)
     app.router.add_post("/_local/token", _token)
     app.router.add_post("/_local/rotate", _rotate)
+    app.router.add_put("/_local/latency", _latency)
     return app
 
 
