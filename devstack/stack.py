@@ -30,6 +30,7 @@ import time
 import urllib.request
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -130,6 +131,13 @@ def _app_settings(stack: dict) -> dict:
     }
 
 
+def _quiet_schedule() -> str:
+    """A test run's cleanup schedule: daily, twelve hours from the start, so the timer cannot
+    fire during the run (tests start the sweep by hand) whatever time of day the run begins."""
+    at = datetime.now(timezone.utc) + timedelta(hours=12)
+    return f"0 {at.minute} {at.hour} * * *"
+
+
 def _runtime_env(stack: dict) -> dict:
     """What every process of the stack needs to reach the others: the local CA and the identity
     endpoint (these follow the running stack, so they are not left to local.settings.json)."""
@@ -150,9 +158,19 @@ class Stack:
         self.procs: list[tuple[str, subprocess.Popen]] = []
         self.logs = STATE / ("logs" if OFFSET == 0 else f"logs-{OFFSET}")
 
+    def _fresh_logs(self) -> None:
+        """One set of logs per start: a test run empties its folder (the tests read every log of
+        the run for secrets, and the extra function hosts they start write there too); each
+        part's log is written afresh either way, so no line from an earlier run can be mistaken
+        for this one's."""
+        self.logs.mkdir(parents=True, exist_ok=True)
+        if not self.persistent:
+            for old in self.logs.glob("*.log"):
+                old.unlink(missing_ok=True)
+
     def _start(self, name: str, argv: list[str], env: dict, cwd: Path = ROOT) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
-        log = open(self.logs / f"{name}.log", "ab")
+        log = open(self.logs / f"{name}.log", "wb")
         out = log if self.quiet else None
         proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out or log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
@@ -181,6 +199,7 @@ class Stack:
         from devstack.pki import ensure_pki
 
         STATE.mkdir(exist_ok=True)
+        self._fresh_logs()
         for port_name, port in PORTS.items():
             with socket.socket() as probe:
                 if probe.connect_ex((HOST, port)) == 0:
@@ -188,6 +207,7 @@ class Stack:
         pki = ensure_pki(STATE)
         s = _secrets()
         stack = _describe(pki, s, f"http://{HOST}:{PORTS['functions']}")
+        stack["logDir"] = str(self.logs)
         env = {**os.environ, **_runtime_env(stack)}
         py = sys.executable
 
@@ -217,7 +237,10 @@ class Stack:
         own_settings = self.persistent and OFFSET == 0
         settings_file = ROOT / "local.settings.json" if own_settings else STATE / f"stack-{OFFSET}.settings.json"
         if not settings_file.exists() or not own_settings:
-            settings_file.write_text(json.dumps({"IsEncrypted": False, "Values": _app_settings(stack)}, indent=2) + "\n")
+            values = _app_settings(stack)
+            if not self.persistent:
+                values["CLEANUP_SCHEDULE"] = _quiet_schedule()
+            settings_file.write_text(json.dumps({"IsEncrypted": False, "Values": values}, indent=2) + "\n")
         func = shutil.which("func")
         if func and self.persistent:
             self._start("functions", [func, "start", "--port", str(PORTS["functions"])], env)

@@ -1,11 +1,9 @@
 """Fixtures of the reliability tests: the local OIDC issuer, extra function hosts with other
-settings (their logs are checked for secrets too), and the orphan check."""
+settings, and the orphan check."""
 
 from __future__ import annotations
 
 import base64
-import os
-from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
@@ -14,29 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from jwt.algorithms import RSAAlgorithm
 
 from tests.conftest import ROOT, Api, Emulator, FunctionHost
-from tests.reliability.support import FIGURES, SECRETS, watch_log, write_figures
-
-
-def _stack_logs() -> Path:
-    """Where devstack.stack puts this run's logs (its port offset names the folder)."""
-    offset = int(os.environ.get("DEVSTACK_PORT_OFFSET", "0") or 0)
-    return ROOT / ".devstack" / ("logs" if offset == 0 else f"logs-{offset}")
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _run_secrets(stack: dict) -> None:
-    """Note the function host's log as it is before this run, and the stack's own secrets."""
-    watch_log(_stack_logs() / "functions.log")
-    SECRETS.add(
-        stack.get("acsAccessKey"),
-        stack.get("acsConnectionString"),
-        stack.get("tablesConnectionString"),
-        stack.get("storageConnectionString"),
-        stack.get("identityHeader"),
-    )
-    for part in stack.get("tablesConnectionString", "").split(";"):
-        if part.startswith("AccountKey="):
-            SECRETS.add(part[len("AccountKey="):])
+from tests.reliability.support import FIGURES, SECRETS, write_figures
 
 
 class Issuer:
@@ -76,7 +52,6 @@ def start_host(stack: dict) -> Iterator[Callable[[dict[str, str], str], Api]]:
     def start(overrides: dict[str, str], name: str) -> Api:
         host = FunctionHost(stack, overrides, name)
         hosts.append(host)
-        watch_log(host.log)
         return Api(host.base)
 
     yield start

@@ -13,6 +13,8 @@ from typing import Any
 
 import requests
 
+from tests.conftest import SECRETS as _SECRETS
+
 #: Statuses the API may answer with an error (API.md, "Errors").
 ERROR_STATUSES = frozenset({400, 401, 403, 404, 413, 429, 503})
 
@@ -29,6 +31,7 @@ class Figures:
     faults_survived: list[str] = field(default_factory=list)
     throttled_requests: int = 0
     log_lines_checked: int = 0
+    log_files_checked: int = 0
     secrets_checked: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -54,6 +57,7 @@ class Figures:
             "faultsSurvived": self.faults_survived,
             "throttledRequests": self.throttled_requests,
             "logLinesChecked": self.log_lines_checked,
+            "logFilesChecked": self.log_files_checked,
             "secretsChecked": self.secrets_checked,
         }
 
@@ -62,38 +66,15 @@ class Figures:
             f"reliability: {sum(self.cases.values())} malformed requests, {self.server_errors} answered 5xx, "
             f"{self.tokens_issued_to_malformed_requests} tokens issued to them; {self.orphans_found} orphan identities; "
             f"{len(self.faults_survived)} dependency faults survived; {self.throttled_requests} requests throttled; "
-            f"{self.log_lines_checked} log lines free of {self.secrets_checked} secrets"
+            f"{self.log_lines_checked} lines of {self.log_files_checked} logs free of {self.secrets_checked} secrets"
         )
 
 
 FIGURES = Figures()
 
 
-class Secrets:
-    """Every token, key, connection string and raw principal the tests sent or received."""
-
-    def __init__(self) -> None:
-        self._values: set[str] = set()
-        self._lock = threading.Lock()
-
-    def add(self, *values: str | None) -> None:
-        with self._lock:
-            # Short values (a 3-letter "token" in a fuzz case) would match ordinary words.
-            self._values.update(v for v in values if isinstance(v, str) and len(v) >= 16)
-
-    def all(self) -> frozenset[str]:
-        with self._lock:
-            return frozenset(self._values)
-
-
-SECRETS = Secrets()
-
-#: Function host log files this run writes to, with the size each had when the run began.
-LOG_FILES: dict[Path, int] = {}
-
-
-def watch_log(path: Path) -> None:
-    LOG_FILES.setdefault(path, path.stat().st_size if path.exists() else 0)
+#: Every secret this run handled (kept in tests/conftest.py, which also records what Api sends).
+SECRETS = _SECRETS
 
 
 def error_body(response: requests.Response) -> dict[str, str]:

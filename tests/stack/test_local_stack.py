@@ -15,6 +15,8 @@ from pathlib import Path
 
 import requests
 
+from tests.conftest import EXTRA_LOGS
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -56,28 +58,57 @@ def test_tables_sdk_with_managed_identity_reads_and_writes_azurite_over_tls(stac
     service.delete_table(table.table_name)
 
 
+_BASE_PORTS = (4280, 7071, 7090, 7092, 7093, 10000, 10001, 10002)
+
+
+def _free_offset() -> int:
+    """A port offset whose eight ports are all free now: other stacks (another test run, a
+    developer's `make dev`) may be using any fixed one."""
+    mine = int(os.environ.get("DEVSTACK_PORT_OFFSET", "0") or 0)
+    for offset in range(mine + 37, mine + 37 + 50 * 13, 13):
+        probes = []
+        try:
+            for port in _BASE_PORTS:
+                probe = socket.socket()
+                probes.append(probe)
+                probe.bind(("127.0.0.1", port + offset))
+            return offset
+        except OSError:
+            continue
+        finally:
+            for probe in probes:
+                probe.close()
+    raise AssertionError("no free port offset for a second stack")
+
+
 def test_dev_stack_starts_every_part_and_stops_on_ctrl_c():
     """`make dev`'s launcher on shifted ports: it writes its description, every part answers, and
     Ctrl-C (SIGINT) stops all of them."""
-    offset = 600
-    description = ROOT / ".devstack" / f"stack-{offset}.json"
-    description.unlink(missing_ok=True)
-    env = {**os.environ, "DEVSTACK_PORT_OFFSET": str(offset)}
-    proc = subprocess.Popen([sys.executable, "-m", "devstack.stack", "up"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 180
-        while not description.exists():
-            assert proc.poll() is None, proc.stdout.read()
-            assert time.monotonic() < deadline, "the dev stack did not come up"
-            time.sleep(0.5)
-        stack = json.loads(description.read_text())
-        _probe_every_part(stack)
-    finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        output = proc.communicate(timeout=60)[0]
-    assert "Local stack is up" in output
-    assert not description.exists()
-    for port in (4280, 7071, 7090, 7092, 7093, 10000, 10001, 10002):
-        with socket.socket() as probe:
-            assert probe.connect_ex(("127.0.0.1", port + offset)) != 0, f"port {port + offset} still open"
+    for attempt in range(3):
+        offset = _free_offset()
+        description = ROOT / ".devstack" / f"stack-{offset}.json"
+        description.unlink(missing_ok=True)
+        env = {**os.environ, "DEVSTACK_PORT_OFFSET": str(offset)}
+        proc = subprocess.Popen([sys.executable, "-m", "devstack.stack", "up"], cwd=ROOT, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        logs = ROOT / ".devstack" / f"logs-{offset}"
+        try:
+            deadline = time.monotonic() + 180
+            while not description.exists() and proc.poll() is None:
+                assert time.monotonic() < deadline, "the dev stack did not come up"
+                time.sleep(0.5)
+            if proc.poll() is not None:
+                output = proc.stdout.read()
+                if "already in use" in output and attempt < 2:
+                    continue  # another process took a port between the probe and the start
+                raise AssertionError(output)
+            stack = json.loads(description.read_text())
+            _probe_every_part(stack)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGINT)
+            output = proc.communicate(timeout=60)[0]
+            EXTRA_LOGS.extend(logs.glob("*.log"))  # its logs are this run's too (checked for secrets)
+        assert "Local stack is up" in output
+        assert not description.exists()
+        return
