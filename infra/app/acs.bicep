@@ -19,6 +19,19 @@ resource communicationService 'Microsoft.Communication/communicationServices@202
   }
 }
 
+// Deleting this resource deletes every ACS identity, i.e. every user's identity: a CanNotDelete
+// lock refuses that (learn.microsoft.com/azure/azure-resource-manager/management/lock-resources).
+// `azd down` lifts it first only when told to (infra/hooks/release-locks.sh; see the README).
+resource deleteLock 'Microsoft.Authorization/locks@2020-05-01' = {
+  name: 'keep-acs-identities'
+  scope: communicationService
+  properties: {
+    level: 'CanNotDelete'
+    notes: 'Deleting this resource deletes every user\'s ACS identity. See the README ("Deploy to Azure") before removing the lock.'
+  }
+}
+
 output name string = communicationService.name
 output id string = communicationService.id
 output endpoint string = 'https://${communicationService.properties.hostName}'
+output lockId string = deleteLock.id

@@ -75,6 +75,18 @@ resource identityTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2
   name: tableName
 }
 
+// The table maps every app user to their ACS identity: without it the identities are orphaned.
+// A CanNotDelete lock refuses deleting the account; `azd down` lifts it first only when told to
+// (infra/hooks/release-locks.sh; see the README).
+resource deleteLock 'Microsoft.Authorization/locks@2020-05-01' = {
+  name: 'keep-identity-mappings'
+  scope: storage
+  properties: {
+    level: 'CanNotDelete'
+    notes: 'Holds the table mapping users to their ACS identities. See the README ("Deploy to Azure") before removing the lock.'
+  }
+}
+
 output name string = storage.name
 output id string = storage.id
 output blobEndpoint string = storage.properties.primaryEndpoints.blob
@@ -82,3 +94,4 @@ output queueEndpoint string = storage.properties.primaryEndpoints.queue
 output tableEndpoint string = storage.properties.primaryEndpoints.table
 output deploymentContainerName string = deploymentContainer.name
 output tableName string = identityTable.name
+output lockId string = deleteLock.id

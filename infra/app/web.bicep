@@ -1,17 +1,11 @@
 // The static web app: serves web/dist, signs users in (Static Web Apps authentication) and
-// forwards /api/* to the function app, its linked backend, with the signed-in user in the
-// x-ms-client-principal header. Linking is what makes that header trustworthy: it configures
-// App Service authentication on the function app so that only the static web app is let in.
-// Linked backends need the Standard plan.
+// forwards /api/* to the function app, its linked backend (app/link.bicep), with the signed-in
+// user in the x-ms-client-principal header. Linked backends need the Standard plan
+// (learn.microsoft.com/azure/static-web-apps/functions-bring-your-own).
 
 param name string
 param location string
 param tags object = {}
-
-@description('Resource id of the function app to link as the /api backend.')
-param functionAppId string
-@description('Region of the function app.')
-param functionAppLocation string
 
 resource staticWebApp 'Microsoft.Web/staticSites@2024-04-01' = {
   name: name
@@ -31,14 +25,7 @@ resource staticWebApp 'Microsoft.Web/staticSites@2024-04-01' = {
   }
 }
 
-resource backend 'Microsoft.Web/staticSites/linkedBackends@2024-04-01' = {
-  parent: staticWebApp
-  name: 'api'
-  properties: {
-    backendResourceId: functionAppId
-    region: functionAppLocation
-  }
-}
-
 output name string = staticWebApp.name
+// The function app's authentication names the static web app by this host name (app/api-auth.bicep).
+output defaultHostname string = staticWebApp.properties.defaultHostname
 output uri string = 'https://${staticWebApp.properties.defaultHostname}'

@@ -23,6 +23,7 @@ import pytest
 from pycep import BicepParser
 
 from shared.settings import SETTING_NAMES, load_settings
+from tests.infra import bicep_ast as ast
 
 REPO = Path(__file__).resolve().parents[2]
 INFRA = REPO / "infra"
@@ -38,8 +39,9 @@ LOCAL_ONLY_SETTINGS = frozenset({"ACS_CONNECTION_STRING", "TABLES_CONNECTION_STR
 #: identity (blob for keys, timers and locks; queue for the host's queue use) and telemetry sent
 #: with the identity to an Application Insights resource that refuses key-only ingestion.
 #: Flex Consumption takes the runtime and version from functionAppConfig, so
-#: FUNCTIONS_WORKER_RUNTIME and FUNCTIONS_EXTENSION_VERSION are not app settings there.
-HOST_SETTINGS = frozenset(
+#: FUNCTIONS_WORKER_RUNTIME and FUNCTIONS_EXTENSION_VERSION are not app settings there; on the
+#: dedicated plan they are, with the remote build switch.
+COMMON_HOST_SETTINGS = frozenset(
     {
         "AzureWebJobsStorage__credential",
         "AzureWebJobsStorage__clientId",
@@ -49,6 +51,12 @@ HOST_SETTINGS = frozenset(
         "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
     }
 )
+HOST_SETTINGS = {
+    "flex": COMMON_HOST_SETTINGS,
+    "dedicated": COMMON_HOST_SETTINGS | {"FUNCTIONS_EXTENSION_VERSION", "FUNCTIONS_WORKER_RUNTIME", "SCM_DO_BUILD_DURING_DEPLOYMENT"},
+}
+#: The module that hosts the function app for each value of main.bicep's `hosting` parameter.
+HOSTING_MODULES = {"dedicated": "app/api-dedicated.bicep", "flex": "app/api-flex.bicep"}
 
 #: The only built-in roles the deployment may grant (ids from the Azure built-in roles list).
 GRANTABLE_ROLES = {
@@ -89,12 +97,38 @@ def one_resource(resource_type: str) -> dict[str, Any]:
     return found[0][2]
 
 
-def function_app() -> dict[str, Any]:
-    return one_resource("Microsoft.Web/sites")
+def function_app(hosting: str) -> dict[str, Any]:
+    found = [r for p, _, r in resources_of_type("Microsoft.Web/sites") if p == INFRA / HOSTING_MODULES[hosting]]
+    assert len(found) == 1
+    return found[0]
 
 
-def app_settings() -> list[dict[str, Any]]:
-    return function_app()["config"]["properties"]["siteConfig"]["appSettings"]
+@lru_cache(maxsize=None)
+def tree(relative: str) -> ast.BicepFile:
+    """The file as tests/infra/bicep_ast.py reads it (literals and references kept apart)."""
+    return ast.parse_file(INFRA / relative)
+
+
+def settings_list(node: Any, file: ast.BicepFile) -> list[ast.Obj]:
+    """The {name, value} objects of an appSettings expression: literal lists, variables and concat()."""
+    if isinstance(node, ast.Ref) and node.name in file.variables:
+        return settings_list(file.variables[node.name].value, file)
+    if isinstance(node, ast.Ref) and node.name == "appSettings" and node.name in file.params:
+        return settings_list(tree("main.bicep").variables["appSettings"].value, tree("main.bicep"))
+    if isinstance(node, ast.Call) and node.name == "concat":
+        return [item for arg in node.args for item in settings_list(arg, file)]
+    assert isinstance(node, ast.Arr), f"unexpected appSettings expression {node!r}"
+    return list(node.items)
+
+
+def app_settings(hosting: str) -> dict[str, Any]:
+    """name -> value expression of every app setting the function app gets under `hosting`."""
+    file = tree(HOSTING_MODULES[hosting])
+    site = next(d for d in file.resources.values() if d.type.startswith("Microsoft.Web/sites@"))
+    items = settings_list(site.body.get("properties").get("siteConfig").get("appSettings"), file)
+    names = [item.get("name").value for item in items]
+    assert len(names) == len(set(names)), f"a setting is set twice: {names}"
+    return {item.get("name").value: item.get("value") for item in items}
 
 
 def accessor(value: Any) -> tuple[str, Any] | None:
@@ -110,8 +144,8 @@ def accessor(value: Any) -> tuple[str, Any] | None:
 
 def test_infra_has_the_entry_point_and_modules() -> None:
     names = {p.relative_to(INFRA).as_posix() for p in BICEP_FILES}
-    assert {"main.bicep", "app/api.bicep", "app/rbac.bicep", "app/storage.bicep", "app/acs.bicep",
-            "app/monitoring.bicep", "app/web.bicep"} <= names
+    assert {"main.bicep", "app/api-dedicated.bicep", "app/api-flex.bicep", "app/api-auth.bicep", "app/link.bicep",
+            "app/rbac.bicep", "app/storage.bicep", "app/acs.bicep", "app/monitoring.bicep", "app/web.bicep"} <= names
 
 
 @pytest.mark.parametrize("path", BICEP_FILES, ids=lambda p: p.relative_to(INFRA).as_posix())
@@ -162,7 +196,7 @@ def test_checkov_finds_nothing_unexplained() -> None:
     # sure the resources its Bicep checks apply to were all seen.
     seen = {c["resource"] for key in ("passed_checks", "failed_checks", "skipped_checks") for c in results[key]}
     assert {"Microsoft.Storage/storageAccounts.storage", "Microsoft.Web/sites.functionApp",
-            "Microsoft.Web/serverfarms.plan"} <= seen, f"checkov did not see every resource: {sorted(seen)}"
+            "Microsoft.Web/serverfarms.plan", "Microsoft.Web/sites/config.authentication"} <= seen, f"checkov did not see every resource: {sorted(seen)}"
     failed = [f"{c['check_id']} {c['resource']} ({c['file_path']}): {c['check_name']}" for c in results["failed_checks"]]
     assert not failed, "fix these or skip them beside the resource with a reason:\n" + "\n".join(failed)
     unexplained = [
@@ -203,44 +237,41 @@ def test_every_bicep_file_parses_with_the_parser_checkov_pins() -> None:
 # --- settings --------------------------------------------------------------------------------
 
 
-def test_function_app_gets_exactly_the_settings_the_code_and_host_read() -> None:
-    names = [setting["name"] for setting in app_settings()]
-    assert len(names) == len(set(names)), "a setting is set twice"
-    expected = (SETTING_NAMES - LOCAL_ONLY_SETTINGS) | HOST_SETTINGS
-    assert set(names) - expected == set(), "set in Bicep but read by nothing"
-    assert expected - set(names) == set(), "read by the code or host but never set in Azure"
+@pytest.mark.parametrize("hosting", sorted(HOSTING_MODULES))
+def test_function_app_gets_exactly_the_settings_the_code_and_host_read(hosting: str) -> None:
+    names = set(app_settings(hosting))
+    expected = (SETTING_NAMES - LOCAL_ONLY_SETTINGS) | HOST_SETTINGS[hosting]
+    assert names - expected == set(), "set in Bicep but read by nothing"
+    assert expected - names == set(), "read by the code or host but never set in Azure"
 
 
 def test_no_app_setting_lives_outside_the_function_app_resource() -> None:
-    # A Microsoft.Web/sites/config 'appsettings' resource would replace the whole list and slip
-    # past the check above.
-    assert not list(resources_of_type("Microsoft.Web/sites/config"))
+    # A Microsoft.Web/sites/config 'appsettings' (or 'web') resource would replace the whole list
+    # and slip past the check above; the only config resource is the authentication.
+    names = [r["config"]["name"] for _, _, r in resources_of_type("Microsoft.Web/sites/config")]
+    assert names == ["authsettingsV2"]
 
 
-def deployed_defaults() -> dict[str, str]:
+def deployed_defaults(hosting: str) -> dict[str, str]:
     """The app settings as main.bicep's parameter defaults make them; values only known at
     deployment (endpoints, ids) become an https placeholder."""
-    api_params = infra_file("app/api.bicep")["parameters"]
-    main = infra_file("main.bicep")
-    main_params = main["parameters"]
-    passed = main["modules"]["api"]["config"]["params"]
+    main = tree("main.bicep")
     env: dict[str, str] = {}
-    for setting in app_settings():
-        value = setting["value"]
-        if isinstance(value, dict) and value.get("function", {}).get("type") == "string":
-            value = value["function"]["parameters"]["value_to_convert"]
-        if isinstance(value, str) and value in api_params:
-            value = passed.get(value, api_params[value].get("default"))
-            if isinstance(value, str) and value in main_params:
-                value = main_params[value].get("default")
-        if isinstance(value, bool):
-            value = str(value).lower()
-        env[setting["name"]] = str(value) if isinstance(value, (str, int)) else "https://known-at-deployment.invalid"
+    for name, value in app_settings(hosting).items():
+        if isinstance(value, ast.Call) and value.name == "string":
+            value = value.args[0]
+        if isinstance(value, ast.Ref) and value.name in main.params:
+            value = main.params[value.name].value
+        if isinstance(value, ast.Lit) and isinstance(value.value, (str, int)) and not isinstance(value.value, bool):
+            env[name] = str(value.value)
+        else:
+            env[name] = "https://known-at-deployment.invalid"
     return env
 
 
-def test_default_deployment_settings_pass_the_apps_own_validation() -> None:
-    env = deployed_defaults()
+@pytest.mark.parametrize("hosting", sorted(HOSTING_MODULES))
+def test_default_deployment_settings_pass_the_apps_own_validation(hosting: str) -> None:
+    env = deployed_defaults(hosting)
     settings = load_settings(env)
     assert settings.acs_endpoint and settings.tables_endpoint
     assert settings.acs_connection_string is None and settings.tables_connection_string is None
@@ -250,10 +281,13 @@ def test_default_deployment_settings_pass_the_apps_own_validation() -> None:
     assert env["CLEANUP_SCHEDULE"].count(" ") == 5, "the timer needs a six-field NCRONTAB expression"
 
 
-def test_telemetry_is_sent_with_the_identity_to_a_component_that_refuses_keys() -> None:
-    settings = {s["name"]: s["value"] for s in app_settings()}
-    assert settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"] == "ClientId=${identityClientId};Authorization=AAD"
-    assert settings["AZURE_CLIENT_ID"] == settings["AzureWebJobsStorage__clientId"] == "identityClientId"
+@pytest.mark.parametrize("hosting", sorted(HOSTING_MODULES))
+def test_telemetry_is_sent_with_the_identity_to_a_component_that_refuses_keys(hosting: str) -> None:
+    settings = app_settings(hosting)
+    assert settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"] == ast.Interp(("ClientId=", ast.Ref("identityClientId"), ";Authorization=AAD"))
+    assert settings["AzureWebJobsStorage__clientId"] == ast.Ref("identityClientId")
+    # The code's AZURE_CLIENT_ID is the same identity, passed from main.bicep.
+    assert settings["AZURE_CLIENT_ID"] == ast.Member(ast.Member(ast.Ref("identity"), "outputs"), "clientId")
     component = one_resource("Microsoft.Insights/components")["config"]["properties"]
     assert component["DisableLocalAuth"] is True
 
@@ -379,10 +413,10 @@ def test_communication_services_refuses_access_keys() -> None:
     assert infra_file("app/acs.bicep")["outputs"]["endpoint"]["value"] == "https://${communicationService.properties.hostName}"
 
 
-def test_function_app_runs_python_311_on_flex_consumption_deployed_by_identity() -> None:
-    plan = one_resource("Microsoft.Web/serverfarms")["config"]
+def test_flex_function_app_runs_python_311_deployed_by_identity() -> None:
+    plan = [r for p, _, r in resources_of_type("Microsoft.Web/serverfarms") if p.name == "api-flex.bicep"][0]["config"]
     assert plan["sku"] == {"name": "FC1", "tier": "FlexConsumption"}
-    app = function_app()["config"]
+    app = function_app("flex")["config"]
     assert app["kind"] == "functionapp,linux"
     assert app["identity"]["type"] == "UserAssigned"
     assert app["properties"]["httpsOnly"] is True
@@ -390,20 +424,64 @@ def test_function_app_runs_python_311_on_flex_consumption_deployed_by_identity()
     assert config["runtime"] == {"name": "python", "version": "3.11"}
     authentication = config["deployment"]["storage"]["authentication"]
     assert authentication == {"type": "UserAssignedIdentity", "userAssignedIdentityResourceId": "identityId"}
+    assert "ftpsState" not in app["properties"]["siteConfig"], "Flex Consumption refuses ftpsState (ARM error 51021)"
+
+
+def test_dedicated_function_app_runs_python_311_always_on_on_linux() -> None:
+    plan = [r for p, _, r in resources_of_type("Microsoft.Web/serverfarms") if p.name == "api-dedicated.bicep"][0]["config"]
+    assert plan["kind"] == "linux" and plan["properties"]["reserved"] is True
+    app = function_app("dedicated")["config"]
+    assert app["kind"] == "functionapp,linux"
+    assert app["identity"]["type"] == "UserAssigned"
+    assert app["properties"]["httpsOnly"] is True
+    site_config = app["properties"]["siteConfig"]
+    assert site_config["linuxFxVersion"] == "Python|3.11"
+    assert site_config["alwaysOn"] is True, "the cleanup timer needs the host running"
+    assert site_config["ftpsState"] == "Disabled"
+    assert tree("main.bicep").params["hosting"].value == ast.Lit("dedicated"), "the documented-supported plan is the default"
+
+
+@pytest.mark.parametrize("module", sorted(HOSTING_MODULES.values()))
+def test_basic_publishing_credentials_are_off(module: str) -> None:
     policies = {r["config"]["name"]: r["config"]["properties"]["allow"]
-                for _, _, r in resources_of_type("Microsoft.Web/sites/basicPublishingCredentialsPolicies")}
+                for p, _, r in resources_of_type("Microsoft.Web/sites/basicPublishingCredentialsPolicies") if p == INFRA / module}
     assert policies == {"ftp": False, "scm": False}
+
+
+def test_authentication_requires_the_static_web_app_and_answers_401() -> None:
+    config = tree("app/api-auth.bicep").resources["authentication"]
+    assert config.type == "Microsoft.Web/sites/config@2024-04-01" and config.body.get("name") == ast.Lit("authsettingsV2")
+    properties = config.body.get("properties")
+    assert properties.get("platform").get("enabled") == ast.Lit(True)
+    validation = properties.get("globalValidation")
+    assert validation.get("requireAuthentication") == ast.Lit(True)
+    assert validation.get("unauthenticatedClientAction") == ast.Lit("Return401")
+    providers = properties.get("identityProviders")
+    assert providers.keys() == ["azureStaticWebApps"], "only the static web app's provider"
+    assert providers.get("azureStaticWebApps").get("registration").get("clientId") == ast.Ref("staticWebAppHostname")
+    main = tree("main.bicep").modules
+    assert main["apiAuth"].body.get("params").get("staticWebAppHostname") == ast.Member(ast.Member(ast.Ref("web"), "outputs"), "defaultHostname")
+
+
+def test_the_link_comes_after_the_authentication_on_every_provision() -> None:
+    main = tree("main.bicep").modules
+    assert main["apiAuth"].condition is None and main["link"].condition is None, "applied on every provision, either hosting"
+    assert ast.Ref("apiAuth") in main["link"].body.get("dependsOn").items
+    assert {ast.Ref("apiDedicated"), ast.Ref("apiFlex")} <= set(main["apiAuth"].body.get("dependsOn").items)
 
 
 def test_static_web_app_fronts_the_function_app_as_its_linked_backend() -> None:
     site = one_resource("Microsoft.Web/staticSites")["config"]
     assert site["sku"]["name"] == "Standard", "linked backends need the Standard plan"
-    backend = one_resource("Microsoft.Web/staticSites/linkedBackends")["config"]
-    assert backend["parent"] == "staticWebApp"
-    assert backend["properties"]["backendResourceId"] == "functionAppId"
-    web_module = infra_file("main.bicep")["modules"]["web"]["config"]["params"]
-    assert accessor(web_module["functionAppId"]) == ("api", {"operator": {"type": "property_accessor",
-                                                                         "operands": {"operand_1": "outputs", "operand_2": "id"}}})
+    backend = tree("app/link.bicep").resources["backend"]
+    assert backend.body.get("parent") == ast.Ref("staticWebApp")
+    assert backend.body.get("properties").get("backendResourceId") == ast.Ref("functionAppId")
+    link = tree("main.bicep").modules["link"].body.get("params")
+    assert link.get("functionAppId") == ast.Ref("apiId")
+    assert tree("main.bicep").variables["apiId"].value == ast.Ternary(
+        ast.Binary("==", ast.Ref("hosting"), ast.Lit("flex")),
+        ast.Member(ast.Member(ast.Ref("apiFlex"), "outputs"), "id"),
+        ast.Member(ast.Member(ast.Ref("apiDedicated"), "outputs"), "id"))
 
 
 def test_no_cross_origin_caller_is_allowed() -> None:
@@ -414,10 +492,11 @@ def test_no_cross_origin_caller_is_allowed() -> None:
 def test_azd_finds_both_services_by_tag_and_gets_its_outputs() -> None:
     tags = {}
     for resource_type in ("Microsoft.Web/sites", "Microsoft.Web/staticSites"):
-        union = one_resource(resource_type)["config"]["tags"]["function"]
-        assert union["type"] == "union" and union["parameters"]["arg_1"] == "tags"
-        tags[resource_type] = union["parameters"]["arg_2"]["'azd-service-name'"]
-    assert tags == {"Microsoft.Web/sites": "api", "Microsoft.Web/staticSites": "web"}
+        for path, _, resource in resources_of_type(resource_type):
+            union = resource["config"]["tags"]["function"]
+            assert union["type"] == "union" and union["parameters"]["arg_1"] == "tags"
+            tags[path.name] = union["parameters"]["arg_2"]["'azd-service-name'"]
+    assert tags == {"api-flex.bicep": "api", "api-dedicated.bicep": "api", "web.bicep": "web"}
     outputs = infra_file("main.bicep")["outputs"]
     assert {"AZURE_LOCATION", "AZURE_TENANT_ID", "AZURE_RESOURCE_GROUP", "AZURE_FUNCTION_APP_NAME",
             "SERVICE_API_URI", "SERVICE_WEB_URI", "ACS_ENDPOINT", "TABLES_ENDPOINT"} <= set(outputs)
