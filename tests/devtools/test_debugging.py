@@ -21,7 +21,6 @@ import re
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Iterator
 
@@ -29,7 +28,7 @@ import pytest
 import requests
 
 from devstack.funchost.debugging import SETTING, DebugListener, DebugSettingError, parse_worker_arguments
-from tests.conftest import free_port, new_user
+from tests.conftest import FunctionHost, free_port, new_user, record_secrets
 from tests.devtools.dap import DapClient
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -137,40 +136,22 @@ def test_host_refuses_to_start_when_the_debugger_setting_cannot_be_honoured(stac
 
 
 class DebuggedHost:
-    """The function host as `make dev (debug)` starts it: stack.py's command line for the host,
-    plus the task's environment with the debug port moved to a free one."""
+    """The function host as `make dev (debug)` starts it: the stack's command line for the host
+    (tests.conftest.FunctionHost runs the same one), plus the task's environment with the debug
+    port moved to a free one."""
 
     def __init__(self, stack: dict, task_env: dict[str, str]) -> None:
-        self.port = free_port()
         self.debug_port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
         listener = parse_worker_arguments(task_env[SETTING])
         arguments = task_env[SETTING].replace(f"{listener.host}:{listener.port}", f"{listener.host}:{self.debug_port}")
-        env = {**os.environ, **task_env, SETTING: arguments}
-        env.pop("languageWorkers__python__defaultExecutablePath", None)  # a ${workspaceFolder} path, for Core Tools
-        self.log = ROOT / ".devstack" / f"functions-debugged-{self.port}.log"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "devstack.funchost", "--app-dir", str(ROOT), "--host", "127.0.0.1",
-             "--port", str(self.port), "--settings", stack["functionSettingsFile"]],
-            cwd=ROOT, env=env, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 90
-        while True:
-            assert self.proc.poll() is None, f"the host exited; see {self.log}"
-            assert time.monotonic() < deadline, f"the host did not start; see {self.log}"
-            try:
-                requests.get(f"{self.base}/admin/host/status", timeout=2)
-                return
-            except requests.ConnectionError:
-                time.sleep(0.2)
+        # languageWorkers__python__defaultExecutablePath is a ${workspaceFolder} path, for Core Tools only.
+        overrides = {k: v for k, v in task_env.items() if k != "languageWorkers__python__defaultExecutablePath"}
+        self.host = FunctionHost(stack, {**overrides, SETTING: arguments}, "debugged")
+        self.base = self.host.base
+        assert f"listening on {listener.host}:{self.debug_port}" in self.host.log_text()
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        self.host.stop()
 
 
 @pytest.fixture(scope="module")
@@ -198,6 +179,7 @@ def test_breakpoint_in_shared_stops_a_request_and_the_request_then_completes(deb
 
         user = new_user()
         answer: dict[str, requests.Response] = {}
+        record_secrets(user.headers)
         caller = threading.Thread(
             target=lambda: answer.setdefault("response", requests.get(f"{debugged_host.base}/api/identity",
                                                                       headers=user.headers, timeout=120)))
