@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
-import pytest
+from typing import Callable, Iterator
 
-from tests.conftest import Api, Emulator, new_user
+import pytest
+import requests
+
+from tests.conftest import CREATES, Api, Emulator, expect_error, new_user
 
 
 def _expires(body: dict) -> datetime:
@@ -71,54 +75,114 @@ def test_token_lifetime_follows_the_request(api: Api, minutes: int):
 def test_invalid_token_request_is_rejected_without_a_token(any_api: Api, emulator: Emulator, body: dict, code: str):
     user = new_user()
     before = emulator.identities()
+    calls = emulator.calls()
     response = any_api.token(user, body)
-    assert response.status_code == 400
-    assert response.json()["error"]["code"] == code
-    assert "token" not in response.json()
-    assert emulator.identities() == before
+    expect_error(response, 400, code)
+    assert emulator.identities() == before and emulator.calls() == calls, "a refused request must not reach ACS"
 
 
 def test_malformed_json_is_rejected(api: Api):
     response = api.call("POST", "/api/token", new_user(), data=b"{not json", headers={"Content-Type": "application/json"})
-    assert response.status_code == 400 and response.json()["error"]["code"] == "MalformedJson"
+    expect_error(response, 400, "MalformedJson")
 
 
 def test_oversized_body_is_rejected(api: Api):
     response = api.call("POST", "/api/token", new_user(), data=b"{" + b" " * 20_000 + b"}",
                         headers={"Content-Type": "application/json"})
-    assert response.status_code == 413 and response.json()["error"]["code"] == "PayloadTooLarge"
+    expect_error(response, 413, "PayloadTooLarge")
 
 
 def test_no_caller_gets_401(any_api: Api):
-    response = any_api.call("POST", "/api/token")
-    assert response.status_code == 401
-    assert response.json()["error"]["code"] == "MissingCaller"
+    expect_error(any_api.call("POST", "/api/token"), 401, "MissingCaller")
 
 
 def test_malformed_principal_gets_401_not_500(api: Api):
     response = api.call("POST", "/api/token", headers={"x-ms-client-principal": "%%%not-base64"})
-    assert response.status_code == 401
+    expect_error(response, 401, "InvalidPrincipal")
 
 
-def test_concurrent_first_calls_create_exactly_one_identity(api: Api, emulator: Emulator):
+@pytest.fixture
+def slow_acs(emulator: Emulator) -> Iterator[Emulator]:
+    """ACS answering after a second: concurrent requests are then certainly in flight together."""
+    emulator.configure(latencyMs=1000)
+    yield emulator
+    emulator.configure(latencyMs=None)
+
+
+def _together(count: int, call: Callable[[int], requests.Response]) -> list[requests.Response]:
+    """``count`` requests released at the same moment, each on its own thread and connection."""
+    gate = threading.Barrier(count)
+
+    def one(i: int) -> requests.Response:
+        gate.wait()
+        return call(i)
+
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(one, range(count)))
+
+
+def test_concurrent_first_calls_create_exactly_one_identity(api: Api, slow_acs: Emulator):
+    """50 first calls of one user, all asking for a new token (no-cache) while ACS takes a second:
+    one create, no other ACS call, one identity, one token for all. Run one after another the
+    same requests would cost 50 calls and give 50 tokens (shown for three at the end)."""
     user = new_user()
-    before = emulator.identities()
-    with ThreadPoolExecutor(50) as pool:
-        responses = list(pool.map(lambda _: api.token(user), range(50)))
-    assert all(r.status_code == 200 for r in responses), {r.status_code for r in responses}
+    before, calls = slow_acs.identities(), slow_acs.calls()
+    responses = _together(50, lambda _: Api(api.base).token(user, fresh=True))
+    assert [r.status_code for r in responses] == [200] * 50, {r.status_code for r in responses}
     ids = {r.json()["communicationUserId"] for r in responses}
     assert len(ids) == 1
-    assert emulator.identities() - before == ids
+    assert slow_acs.identities() - before == ids
+    assert slow_acs.calls() - calls == 1, "50 concurrent first calls must share one ACS call"
+    assert len({r.json()["token"] for r in responses}) == 1
+
+    calls = slow_acs.calls("issueAccessToken")
+    sequential = [api.token(user, fresh=True).json()["token"] for _ in range(3)]
+    assert slow_acs.calls("issueAccessToken") - calls == 3 and len(set(sequential)) == 3
 
 
-def test_concurrent_first_calls_on_two_instances_leave_no_orphan(api: Api, connection_string_api: Api, emulator: Emulator):
-    """Two function instances race for one new user: one mapping wins, the loser deletes its own
-    identity, so exactly one identity is left at ACS."""
+def test_concurrent_requests_of_a_known_user_share_one_acs_call(api: Api, slow_acs: Emulator):
     user = new_user()
-    before = emulator.identities()
-    with ThreadPoolExecutor(20) as pool:
-        responses = list(pool.map(lambda i: (api if i % 2 else connection_string_api).token(user), range(20)))
-    assert all(r.status_code == 200 for r in responses)
+    first = api.token(user).json()
+    issues = slow_acs.calls("issueAccessToken")
+    responses = _together(20, lambda _: Api(api.base).token(user, fresh=True))
+    assert [r.status_code for r in responses] == [200] * 20
+    assert slow_acs.calls("issueAccessToken") - issues == 1, "concurrent requests of one user must share one issue call"
+    tokens = {r.json()["token"] for r in responses}
+    assert len(tokens) == 1 and first["token"] not in tokens
+
+
+def test_a_recent_token_is_handed_out_again_and_no_cache_gets_a_new_one(api: Api, connection_string_api: Api, emulator: Emulator):
+    user = new_user()
+    first = api.token(user).json()
+    issues = emulator.calls("issueAccessToken")
+    again = api.token(user).json()
+    assert again == first, "a token issued moments ago for the same scopes and lifetime is handed out again"
+    assert emulator.calls("issueAccessToken") == issues
+    fresh = api.token(user, fresh=True).json()
+    assert fresh["token"] != first["token"] and fresh["communicationUserId"] == first["communicationUserId"]
+    assert emulator.calls("issueAccessToken") - issues == 1
+    other_scopes = api.token(user, {"scopes": ["chat"]}).json()
+    assert other_scopes["token"] not in (first["token"], fresh["token"]), "never reused across scopes"
+    assert sorted(emulator.verify(other_scopes["token"])["scopes"]) == ["chat"]
+    # Another instance that has not seen the user yet issues its own new token too.
+    issues = emulator.calls("issueAccessToken")
+    elsewhere = connection_string_api.token(user, fresh=True).json()
+    assert elsewhere["token"] not in (first["token"], fresh["token"])
+    assert emulator.calls("issueAccessToken") - issues == 1
+
+
+def test_concurrent_first_calls_on_two_instances_leave_no_orphan(api: Api, connection_string_api: Api, slow_acs: Emulator):
+    """Two function instances race for one new user while ACS takes a second: both create an
+    identity, one mapping wins, and the loser deletes its own: two creates, one delete, one
+    identity left, and both callers get it."""
+    api.token(new_user()), connection_string_api.token(new_user())  # both instances warm
+    user = new_user()
+    before = slow_acs.identities()
+    creates, deletes = slow_acs.calls(*CREATES), slow_acs.calls("deleteIdentity")
+    responses = _together(2, lambda i: (api if i else connection_string_api).token(user))
+    assert [r.status_code for r in responses] == [200, 200], [r.text for r in responses]
     ids = {r.json()["communicationUserId"] for r in responses}
     assert len(ids) == 1
-    assert emulator.identities() - before == ids
+    assert slow_acs.calls(*CREATES) - creates == 2, "the race did not happen: only one instance created an identity"
+    assert slow_acs.calls("deleteIdentity") - deletes == 1, "the loser must delete the identity it made"
+    assert slow_acs.identities() - before == ids
