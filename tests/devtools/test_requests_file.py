@@ -12,6 +12,9 @@ import base64
 import json
 import os
 import re
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -107,3 +110,16 @@ def test_every_request_in_the_file_answers_the_documented_status(http_file: Http
         session.delete(f"{emulator}/_emulator/faults", verify=stack["caCertFile"], timeout=30)
         session.put(f"{emulator}/_emulator/config", json={"latencyMs": None}, verify=stack["caCertFile"], timeout=30)
     assert len(outcomes) == len(http_file.requests) >= 40
+
+
+def test_the_files_recipe_for_another_user_makes_a_principal_the_stack_accepts(stack: dict):
+    recipe = next(line.lstrip("# ").strip() for line in REQUESTS_FILE.read_text(encoding="utf-8").splitlines()
+                  if line.lstrip("# ").startswith("python3 -c "))
+    made = subprocess.run(shlex.split(recipe.replace("python3", sys.executable, 1)), capture_output=True, text=True,
+                          check=True, timeout=30).stdout.strip()
+    assert json.loads(base64.b64decode(made))["userId"] == "bob"
+    headers = {"x-ms-client-principal": made}
+    response = requests.post(f"{stack['functionHost']}/api/token", headers=headers, timeout=60)
+    record_secrets(headers, response)
+    assert response.status_code == 200, response.text
+    assert response.json()["communicationUserId"]
