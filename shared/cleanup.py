@@ -10,6 +10,14 @@ account a new identity; every later sweep re-checks the mapping until the tombst
 
 Optionally (CLEANUP_INACTIVE_DAYS) users not seen for that many days lose their identity too,
 without a tombstone: they are not deleted, so coming back simply gives them a new identity.
+Only rows whose LastSeenAt is kept current (LastSeenKept) are ever judged, and each is read again
+right before its identity is deleted: a user seen since the scan keeps it. ACS deletion cannot be
+undone, so a row whose last-seen cannot be trusted is left alone.
+
+A tombstone is honoured only when its RowKey is the key the token service derives from its
+AppUserId (a backend that escaped the id differently wrote a tombstone the service never sees,
+so sweeping it would delete an identity the user gets back at once, every run): such rows are
+logged and skipped. A tombstone is retired only once the user's mapping is gone.
 
 The sweep's cost grows with the tombstones, not with all users (they share one partition); it
 runs a bounded number of workers, pauses them all on ACS's Retry-After (429/503), and stops
@@ -27,8 +35,9 @@ from typing import AsyncIterator
 
 from .acs_identity import AcsIdentityClient, AcsRefused
 from .errors import DependencyUnavailable
-from .identity_store import IdentityStore, Mapping, Tombstone
+from .identity_store import IdentityStore, Mapping, Tombstone, table_key
 from .settings import Settings
+from .token_service import user_ref
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +56,8 @@ class SweepReport:
     failed: int = 0
     left: int = 0
     inactive: int = 0
+    kept_active: int = 0
+    mismatched: int = 0
     table_operations: int = 0
     acs_deletes: int = 0
     seconds: float = 0.0
@@ -55,7 +66,8 @@ class SweepReport:
         return (
             f"cleanup {'dry run ' if self.dry_run else ''}found={self.found} deleted={self.deleted} "
             f"already_gone={self.already_gone} retained={self.retained} failed={self.failed} left={self.left} "
-            f"inactive={self.inactive} seconds={self.seconds:.1f}"
+            f"inactive={self.inactive} kept_active={self.kept_active} mismatched={self.mismatched} "
+            f"seconds={self.seconds:.1f}"
         )
 
 
@@ -183,6 +195,13 @@ class Sweeper:
     async def _sweep_one(self, tombstone: Tombstone, report: SweepReport, retirements: _Retirements) -> None:
         """Identity, then mapping, then tombstone: each step safe to repeat."""
         now = datetime.now(timezone.utc)
+        if tombstone.row_key != table_key(tombstone.app_user_id):
+            log.error(
+                "tombstone of user %s has a RowKey that is not the escaped AppUserId; skipped (rewrite it with "
+                "the documented escaping)", user_ref(tombstone.app_user_id),
+            )
+            report.mismatched += 1
+            return
         mapping = await self._store.get(tombstone.app_user_id)
         report.table_operations += 1
         if self._settings.cleanup_dry_run:
@@ -203,6 +222,9 @@ class Sweeper:
                 break
             mapping = await self._store.get(tombstone.app_user_id)  # changed under us: delete what it is now
             report.table_operations += 1
+        else:
+            if mapping is not None:  # still there after three rounds: keep the tombstone, try next run
+                raise DependencyUnavailable("The mapping kept changing while it was swept.", retry_after=1)
         if deleted:
             report.deleted += 1
         elif tombstone.swept_at is not None:
@@ -218,11 +240,24 @@ class Sweeper:
         if len(retirements) >= 100:
             await self._retire(retirements.take(), report)
 
-    async def _sweep_inactive(self, mapping: Mapping, report: SweepReport) -> None:
+    async def _sweep_inactive(self, listed: Mapping, report: SweepReport) -> None:
         """An inactive user's identity goes without a tombstone: if they come back they simply
-        get a new identity. Identity first, then the mapping (conditional on its etag): a user
-        seen again since the scan keeps a mapping to the deleted identity, which their next
-        request repairs with a new one; no identity is ever left unmapped."""
+        get a new identity. The row is read again right before the delete (the scan may be
+        minutes old): a user seen since keeps their identity. Identity first, then the mapping
+        (conditional on its etag): a user seen in between keeps a mapping to the deleted
+        identity, which their next request repairs; no identity is ever left unmapped."""
+        cutoff = datetime.now(timezone.utc) - timedelta(days=self._settings.cleanup_inactive_days)
+        mapping = await self._store.get(listed.app_user_id)
+        report.table_operations += 1
+        if (
+            mapping is None
+            or mapping.communication_user_id != listed.communication_user_id
+            or not mapping.last_seen_kept
+            or mapping.last_seen is None
+            or mapping.last_seen >= cutoff
+        ):
+            report.kept_active += 1
+            return
         report.inactive += 1
         if self._settings.cleanup_dry_run:
             return

@@ -3,7 +3,12 @@
 This module knows Table Storage and nothing of HTTP or ACS. Schema (one table, IDENTITY_TABLE_NAME):
 
 - mapping:   PartitionKey = key(appUserId), RowKey = "identity";
-             AppUserId, CommunicationUserId, CreatedAt, LastSeenAt
+             AppUserId, CommunicationUserId, CreatedAt, LastSeenAt, LastSeenKept, RevokedAt?
+             (LastSeenKept = true: LastSeenAt is kept current, at most a day stale, on every use;
+             rows without it were written when last-seen was only kept with inactivity cleanup
+             on, so their LastSeenAt says nothing and they are never judged inactive.
+             RevokedAt: when the user's tokens were last revoked, so every instance stops handing
+             out tokens issued before it.)
 - tombstone: PartitionKey = "tombstones", RowKey = key(appUserId); AppUserId, MarkedAt, SweptAt?
 
 A mapping is a point read (one partition per user, so no hot partition); all tombstones share one
@@ -63,6 +68,9 @@ class Mapping:
     communication_user_id: str
     etag: str
     last_seen: datetime | None
+    #: LastSeenAt is trustworthy (kept on every use); see the module docstring.
+    last_seen_kept: bool = False
+    revoked_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -75,12 +83,19 @@ class Tombstone:
     swept_at: datetime | None
 
 
+def _moment(entity: Any, name: str) -> datetime | None:
+    value = entity.get(name)
+    return value if isinstance(value, datetime) else None
+
+
 def _mapping(entity: Any) -> Mapping:
     return Mapping(
         app_user_id=entity["AppUserId"],
         communication_user_id=entity["CommunicationUserId"],
         etag=entity.metadata["etag"],
-        last_seen=entity.get("LastSeenAt"),
+        last_seen=_moment(entity, "LastSeenAt"),
+        last_seen_kept=entity.get("LastSeenKept") is True,
+        revoked_at=_moment(entity, "RevokedAt"),
     )
 
 
@@ -180,40 +195,49 @@ class IdentityStore:
         mapping, tombstoned = await asyncio.gather(self.get(app_user_id), self.is_tombstoned(app_user_id))
         return mapping, tombstoned
 
-    async def insert(self, app_user_id: str, communication_user_id: str) -> bool:
-        """Create the mapping only if none exists; False when another call won the race."""
+    @staticmethod
+    def _new_row(app_user_id: str, communication_user_id: str) -> dict[str, Any]:
         now = _now()
-        entity = {
+        return {
             "PartitionKey": table_key(app_user_id),
             "RowKey": MAPPING_ROW,
             "AppUserId": app_user_id,
             "CommunicationUserId": communication_user_id,
             "CreatedAt": now,
             "LastSeenAt": now,
+            "LastSeenKept": True,
         }
+
+    async def _is_ours(self, app_user_id: str, communication_user_id: str) -> bool:
+        """After a conditional write was refused: whether the row names our identity anyway.
+        The Tables SDK re-sends a write whose reply was lost (a 5xx or a dropped connection), and
+        the re-send of a write that had succeeded is refused (409 or 412): the row then holds our
+        identity, and taking it for a lost race would delete the identity it maps."""
+        current = await self.get(app_user_id)
+        return current is not None and current.communication_user_id == communication_user_id
+
+    async def insert(self, app_user_id: str, communication_user_id: str) -> bool:
+        """Create the mapping only if none exists; False when another call won the race."""
+        entity = self._new_row(app_user_id, communication_user_id)
         try:
             await self._call("insert", lambda t: t.create_entity(entity))
         except ResourceExistsError:
+            if await self._is_ours(app_user_id, communication_user_id):
+                log.info("mapping insert was refused as existing but holds our identity: an earlier reply was lost")
+                return True
             return False
         return True
 
     async def replace(self, mapping: Mapping, communication_user_id: str) -> bool:
         """Point the user at a new identity, only if the mapping is still the one read."""
-        entity = {
-            "PartitionKey": table_key(mapping.app_user_id),
-            "RowKey": MAPPING_ROW,
-            "AppUserId": mapping.app_user_id,
-            "CommunicationUserId": communication_user_id,
-            "CreatedAt": _now(),
-            "LastSeenAt": _now(),
-        }
+        entity = self._new_row(mapping.app_user_id, communication_user_id)
         try:
             await self._call(
                 "replace",
                 lambda t: t.update_entity(entity, mode="replace", etag=mapping.etag, match_condition=MatchConditions.IfNotModified),
             )
         except (ResourceModifiedError, ResourceNotFoundError):
-            return False
+            return await self._is_ours(mapping.app_user_id, communication_user_id)
         return True
 
     async def remove(self, mapping: Mapping) -> bool:
@@ -231,13 +255,28 @@ class IdentityStore:
             return False
         return True
 
-    async def touch(self, app_user_id: str) -> None:
-        """Record that the user was seen (feeds the optional inactivity cleanup)."""
-        entity = {"PartitionKey": table_key(app_user_id), "RowKey": MAPPING_ROW, "LastSeenAt": _now()}
+    async def touch(self, app_user_id: str, etag: str) -> str | None:
+        """Record that the user was seen, only if the row is unchanged since it was read (so two
+        instances that read the same stale LastSeenAt write it once). The new etag, or None when
+        the row changed or went (the caller reads it again before deciding anew)."""
+        entity = {"PartitionKey": table_key(app_user_id), "RowKey": MAPPING_ROW, "LastSeenAt": _now(), "LastSeenKept": True}
         try:
-            await self._call("touch", lambda t: t.update_entity(entity, mode="merge"))
+            result = await self._call(
+                "touch", lambda t: t.update_entity(entity, mode="merge", etag=etag, match_condition=MatchConditions.IfNotModified)
+            )
+        except (ResourceNotFoundError, ResourceModifiedError):
+            return None
+        return (result or {}).get("etag")
+
+    async def record_revocation(self, app_user_id: str, revoked_at: datetime) -> bool:
+        """Record when the user's tokens were revoked (other instances read it); False when the
+        user has no mapping (any more)."""
+        entity = {"PartitionKey": table_key(app_user_id), "RowKey": MAPPING_ROW, "RevokedAt": revoked_at}
+        try:
+            await self._call("record_revocation", lambda t: t.update_entity(entity, mode="merge"))
         except ResourceNotFoundError:
-            pass
+            return False
+        return True
 
     async def mark_deleted(self, app_user_ids: list[str]) -> int:
         """Upsert tombstones in batch transactions (one partition, at most 100 per batch)."""
@@ -285,9 +324,9 @@ class IdentityStore:
                 return
 
     async def inactive_mapping_pages(self, seen_before: datetime, page_size: int = 1000) -> AsyncIterator[list[Mapping]]:
-        """Mappings last seen before ``seen_before`` (a table scan: only used when inactivity
-        cleanup is switched on)."""
-        async for page in self._pages("list_inactive", "RowKey eq @r and LastSeenAt lt @t",
+        """Mappings whose kept LastSeenAt is before ``seen_before`` (a table scan: only used when
+        inactivity cleanup is switched on). Rows whose last-seen was not kept are never listed."""
+        async for page in self._pages("list_inactive", "RowKey eq @r and LastSeenKept eq true and LastSeenAt lt @t",
                                       {"r": MAPPING_ROW, "t": seen_before}, page_size):
             yield [_mapping(e) for e in page]
 

@@ -4,13 +4,23 @@ It knows neither HTTP nor Table Storage: it composes the identity store and the 
 Guarantees it keeps:
 - one identity per app user, even under concurrent first calls (in-process single flight, and a
   conditional insert across instances whose loser deletes the identity it made: no orphan);
-- the warm path costs one ACS call: the mapping is kept in process, and ACS's 404 for a deleted
-  identity drops it and repairs the mapping;
+- creating and recording an identity runs to its end even when the request that started it is
+  cancelled (a request deadline): the identity is then recorded or deleted, never orphaned;
+- the warm path costs one ACS call: the mapping is kept in process, and ACS's answer for an
+  identity it no longer has (deleted, or another resource's) drops it and repairs the mapping;
 - a failed mapping write deletes the identity just made and reports 503;
 - a tombstoned (deleted) user gets no identity until the sweep has removed them;
 - a token issued in the last TOKEN_REUSE_SECONDS to the same identity, scopes and lifetime is
-  handed out again rather than spending ACS's issue limit; never across users or scopes, and
-  dropped on revoke and delete.
+  handed out again rather than spending ACS's issue limit; never across users or scopes, never
+  when the request says no-cache, and never once the user's tokens were revoked after it was
+  issued: the revocation is recorded on the mapping row, and a token older than
+  REVOCATION_CHECK_SECONDS is handed out again only after this instance has read the row within
+  that time. So no instance hands out a pre-revoke token later than REVOCATION_CHECK_SECONDS
+  after the revoke was answered, without a table read on every warm request;
+- LastSeenAt is kept current (at most a day stale, at most one write a day per user, off the
+  request's path) whether or not inactivity cleanup is on;
+- a per-user budget of identity creations a day (IDENTITY_CREATIONS_PER_USER_PER_DAY, per
+  instance), so a DELETE + POST loop cannot create identities without bound.
 """
 
 from __future__ import annotations
@@ -19,11 +29,12 @@ import asyncio
 import hashlib
 import logging
 import time
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Awaitable, Callable
 
-from .acs_identity import AcsIdentityClient, AcsToken, IdentityNotFound
+from .acs_identity import AcsIdentityClient, AcsToken, IdentityGone
 from .errors import DependencyUnavailable, Forbidden, InvalidRequest, Throttled
 from .identity_store import IdentityStore, Mapping
 from .rate_limit import PerUserRateLimiter
@@ -34,14 +45,25 @@ from .ttl_cache import TtlCache
 log = logging.getLogger(__name__)
 
 #: How long an instance trusts its memory of a user's identity without reading the table: bounds
-#: how long a delete or tombstone made through another instance can go unseen by this one.
+#: how long a delete or tombstone made through another instance can go unseen by this one when
+#: every request asks for a new token (ACS's answer for a deleted identity shows it sooner).
 _IDENTITY_CACHE_SECONDS = 60
 _LAST_SEEN_INTERVAL = timedelta(days=1)
+#: ACS stamps tokens with whole seconds (the csi claim) and may hand out the same string for two
+#: identical issues within a second (../ACS_FACTS.md), so a token whose issue started less than a
+#: second after a revocation may be one from before it. One more second allows for the clocks of
+#: ACS and of the instances differing. Tokens are issued after this margin once a revoke is known.
+_REVOCATION_MARGIN = timedelta(seconds=2)
+_DAY_SECONDS = 86_400
 
 
 def user_ref(app_user_id: str) -> str:
     """What logs say instead of the app user id: a short, stable, non-reversible hash."""
     return hashlib.sha256(app_user_id.encode("utf-8")).hexdigest()[:12]
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -56,10 +78,36 @@ class IssuedToken:
 
 @dataclass(frozen=True)
 class _Known:
-    """What the process remembers of a user between requests."""
+    """What the process remembers of a user between requests, as of its last table read
+    (``checked``, monotonic) or its own later writes."""
 
     communication_user_id: str
     last_seen: datetime | None
+    last_seen_kept: bool
+    etag: str | None
+    revoked_at: datetime | None
+    checked: float
+
+    @classmethod
+    def of(cls, mapping: Mapping) -> _Known:
+        return cls(
+            mapping.communication_user_id,
+            mapping.last_seen,
+            mapping.last_seen_kept,
+            mapping.etag,
+            mapping.revoked_at,
+            time.monotonic(),
+        )
+
+
+@dataclass(frozen=True)
+class _Recent:
+    """A token this instance issued, with when its issue started (wall clock, to compare with a
+    RevokedAt written by any instance; monotonic, for its age)."""
+
+    started_at: datetime
+    started: float
+    token: AcsToken
 
 
 class TokenService:
@@ -67,17 +115,22 @@ class TokenService:
         self._settings = settings
         self._store = store
         self._acs = acs
+        self._check_seconds = settings.revocation_check_seconds
         self._identities: TtlCache[_Known] = TtlCache(_IDENTITY_CACHE_SECONDS, 100_000)
-        # (when its issue started, token); an entry that started before the identity was last
-        # revoked or deleted here (``_forgotten``) is never handed out.
-        self._recent_tokens: TtlCache[tuple[float, AcsToken]] = TtlCache(settings.token_reuse_seconds, 100_000)
-        self._forgotten: TtlCache[float] = TtlCache(
-            settings.token_reuse_seconds + settings.dependency_timeout_seconds + 60, 100_000
-        )
-        self._resolving: SingleFlight[str] = SingleFlight()
+        self._recent_tokens: TtlCache[_Recent] = TtlCache(settings.token_reuse_seconds, 100_000)
+        # Identities revoked through this instance, and when; and identities it forgot (deleted,
+        # gone, tombstoned): no token issued to them before that is handed out again, even one
+        # still being issued then. Only a revocation delays the next issue (see _REVOCATION_MARGIN).
+        memory = settings.token_reuse_seconds + settings.dependency_timeout_seconds + 60
+        self._revoked: TtlCache[datetime] = TtlCache(memory, 100_000)
+        self._forgotten: TtlCache[datetime] = TtlCache(memory, 100_000)
+        self._resolving: SingleFlight[tuple[str, AcsToken, tuple[str, tuple[str, ...], int, bool]]] = SingleFlight()
         self._issuing: SingleFlight[AcsToken] = SingleFlight()
+        self._checking: SingleFlight[_Known | None] = SingleFlight()
         self._limiter = PerUserRateLimiter(settings.token_requests_per_minute)
-        self._background: set[asyncio.Task[None]] = set()
+        self._creations: TtlCache[deque[float]] = TtlCache(_DAY_SECONDS, 100_000)
+        self._touching: set[str] = set()
+        self._background: set[asyncio.Task[object]] = set()
 
     # -- validation -------------------------------------------------------------------------
 
@@ -109,67 +162,127 @@ class TokenService:
 
     async def issue_token(self, app_user_id: str, scopes: tuple[str, ...], minutes: int, fresh: bool = False) -> IssuedToken:
         """A token for the caller's identity, creating the identity on the first call. ``fresh``
-        (the caller sent Cache-Control: no-cache) skips handing out a recently issued token."""
+        (the caller sent Cache-Control: no-cache) never hands out a token issued before the
+        request, on any path."""
         self._check_rate(app_user_id)
         known = self._identities.get(app_user_id)
         if known is None:
-            return await self._resolving_issue(app_user_id, scopes, minutes)
-        if fresh:
-            self._recent_tokens.pop((known.communication_user_id, scopes, minutes))
+            return await self._resolving_issue(app_user_id, scopes, minutes, fresh)
         try:
-            token = await self._issue_shared(known.communication_user_id, scopes, minutes)
-        except IdentityNotFound:
+            token = await self._issue_shared(app_user_id, known, scopes, minutes, fresh)
+        except IdentityGone:
             log.info("identity of user %s is gone at ACS; repairing mapping", user_ref(app_user_id))
             self._forget(app_user_id, known.communication_user_id)
-            return await self._resolving_issue(app_user_id, scopes, minutes)
-        self._note_seen(app_user_id, known)
+            return await self._resolving_issue(app_user_id, scopes, minutes, fresh)
+        except _Changed:
+            return await self._resolving_issue(app_user_id, scopes, minutes, fresh)
+        self._note_seen(app_user_id)
         return IssuedToken(known.communication_user_id, token.token, token.expires_on)
 
-    async def _issue_shared(self, communication_user_id: str, scopes: tuple[str, ...], minutes: int) -> AcsToken:
+    async def _issue_shared(
+        self, app_user_id: str, known: _Known, scopes: tuple[str, ...], minutes: int, fresh: bool
+    ) -> AcsToken:
         """Issue at ACS, sharing concurrent identical requests and recent identical tokens; a
-        flight or token from before the identity's last revoke here is never shared."""
+        token or flight from before the user's last known revocation is never shared."""
+        communication_user_id = known.communication_user_id
         key = (communication_user_id, scopes, minutes)
-        recent = self._recent(key)
-        if recent is not None:
-            return recent
+        if not fresh:
+            recent = await self._reusable(app_user_id, known, key)
+            if recent is not None:
+                return recent
+        revoked_at = self._revoked_at(app_user_id, communication_user_id)
+        forgotten = self._forgotten.get(communication_user_id)
 
         async def issue() -> AcsToken:
-            started = time.monotonic()
+            if revoked_at is not None:
+                # Right after a revocation ACS may return a token from before it (same second).
+                wait = (revoked_at + _REVOCATION_MARGIN - _now()).total_seconds()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+            started_at, started = _now(), time.monotonic()
             token = await self._acs.issue_token(communication_user_id, scopes, minutes)
-            self._recent_tokens.put(key, (started, token))
+            self._recent_tokens.put(key, _Recent(started_at, started, token))
             return token
 
-        return await self._issuing.run((*key, self._forgotten.get(communication_user_id)), issue)
+        return await self._issuing.run((*key, revoked_at, forgotten), issue)
 
-    def _recent(self, key: tuple[str, tuple[str, ...], int]) -> AcsToken | None:
+    def _revoked_at(self, app_user_id: str, communication_user_id: str) -> datetime | None:
+        """The latest revocation of the identity this instance knows of (its own, or read)."""
+        known = self._identities.get(app_user_id)
+        moments = [m for m in (
+            known.revoked_at if known is not None and known.communication_user_id == communication_user_id else None,
+            self._revoked.get(communication_user_id),
+        ) if m is not None]
+        return max(moments) if moments else None
+
+    async def _reusable(self, app_user_id: str, known: _Known, key: tuple[str, tuple[str, ...], int]) -> AcsToken | None:
+        """A recent token that may be handed out again, or None. A token younger than
+        REVOCATION_CHECK_SECONDS may be (a revocation since is less than that old); an older one
+        only when this instance has read the user's row within REVOCATION_CHECK_SECONDS and no
+        revocation since the token's issue is recorded there."""
         entry = self._recent_tokens.get(key)
         if entry is None:
             return None
-        started, token = entry
-        forgotten = self._forgotten.get(key[0])
-        return None if forgotten is not None and forgotten >= started else token
+        revoked_at = self._revoked_at(app_user_id, known.communication_user_id)
+        if revoked_at is not None and entry.started_at <= revoked_at + _REVOCATION_MARGIN:
+            return None
+        forgotten = self._forgotten.get(known.communication_user_id)
+        if forgotten is not None and entry.started_at <= forgotten:
+            return None
+        if time.monotonic() - entry.started <= self._check_seconds:
+            return entry.token
+        current = await self._checked(app_user_id, known)
+        if current is None or current.communication_user_id != known.communication_user_id:
+            raise _Changed()
+        if current.revoked_at is not None and entry.started_at <= current.revoked_at + _REVOCATION_MARGIN:
+            return None
+        return entry.token
 
-    async def _resolving_issue(self, app_user_id: str, scopes: tuple[str, ...], minutes: int) -> IssuedToken:
+    async def _checked(self, app_user_id: str, known: _Known) -> _Known | None:
+        """What the table says of the user, read at most once per REVOCATION_CHECK_SECONDS per
+        user on this instance (concurrent requests share the read); None when the user has no
+        mapping any more or was tombstoned (then this instance forgets them)."""
+        if time.monotonic() - known.checked <= self._check_seconds:
+            return known
+
+        async def read() -> _Known | None:
+            mapping, tombstoned = await self._store.lookup(app_user_id)
+            if mapping is None or tombstoned:
+                self._forget(app_user_id, known.communication_user_id)
+                return None
+            fresh = _Known.of(mapping)
+            self._identities.put(app_user_id, fresh)
+            return fresh
+
+        return await self._checking.run(app_user_id, read)
+
+    async def _resolving_issue(self, app_user_id: str, scopes: tuple[str, ...], minutes: int, fresh: bool) -> IssuedToken:
         """Cold path: find or create the user's identity (one flight per user), then issue."""
-        first: list[AcsToken] = []
 
-        async def resolve() -> str:
-            communication_user_id, token = await self._find_or_create(app_user_id, scopes, minutes)
-            first.append(token)
-            return communication_user_id
+        async def resolve() -> tuple[str, AcsToken, tuple[str, tuple[str, ...], int, bool]]:
+            communication_user_id, token = await self._find_or_create(app_user_id, scopes, minutes, fresh)
+            return communication_user_id, token, (communication_user_id, scopes, minutes, fresh)
 
-        communication_user_id = await self._resolving.run(app_user_id, resolve)
-        if first:  # this call resolved the identity and got its token on the way
-            return IssuedToken(communication_user_id, first[0].token, first[0].expires_on)
+        communication_user_id, token, (_, for_scopes, for_minutes, newly) = await self._resolving.run(app_user_id, resolve)
+        if (for_scopes, for_minutes) == (scopes, minutes) and (newly or not fresh):
+            # Issued while resolving, by this call or the one it joined, which was still under way
+            # when this request came: for a no-cache request only if that one asked for a newly
+            # issued token too (a token from before the request is never handed to it).
+            return IssuedToken(communication_user_id, token.token, token.expires_on)
+        known = self._identities.get(app_user_id)
+        if known is None or known.communication_user_id != communication_user_id:
+            raise DependencyUnavailable("The identity changed while the token was issued; try again.", retry_after=1)
         try:
-            token = await self._issue_shared(communication_user_id, scopes, minutes)
-        except IdentityNotFound:
+            token = await self._issue_shared(app_user_id, known, scopes, minutes, fresh)
+        except (IdentityGone, _Changed):
             # Deleted between resolving and issuing (a concurrent delete): report, don't loop.
             self._forget(app_user_id, communication_user_id)
             raise DependencyUnavailable("The identity changed while the token was issued; try again.", retry_after=1) from None
         return IssuedToken(communication_user_id, token.token, token.expires_on)
 
-    async def _find_or_create(self, app_user_id: str, scopes: tuple[str, ...], minutes: int) -> tuple[str, AcsToken]:
+    async def _find_or_create(
+        self, app_user_id: str, scopes: tuple[str, ...], minutes: int, fresh: bool
+    ) -> tuple[str, AcsToken]:
         """The user's identity id and a token for it, issued while resolving (so the cold path
         also costs one ACS call once the mapping is read)."""
         for _ in range(3):
@@ -177,14 +290,19 @@ class TokenService:
             if tombstoned:
                 raise Forbidden("This account was deleted; its communication identity is being removed.", code="AccountDeleted")
             if mapping is not None:
+                known = _Known.of(mapping)
+                self._identities.put(app_user_id, known)
                 try:
-                    token = await self._issue_shared(mapping.communication_user_id, scopes, minutes)
-                except IdentityNotFound:
+                    token = await self._issue_shared(app_user_id, known, scopes, minutes, fresh)
+                except IdentityGone:
+                    self._forget(app_user_id, mapping.communication_user_id)
                     created = await self._repair(mapping, scopes, minutes)
                     if created is None:
                         continue  # someone else changed the mapping; read it again
                     return created
-                self._remember(app_user_id, mapping)
+                except _Changed:
+                    continue
+                self._note_seen(app_user_id)
                 return mapping.communication_user_id, token
             created = await self._create(app_user_id, scopes, minutes)
             if created is not None:
@@ -201,8 +319,9 @@ class TokenService:
         return created
 
     async def _repair(self, mapping: Mapping, scopes: tuple[str, ...], minutes: int) -> tuple[str, AcsToken] | None:
-        """The mapped identity no longer exists at ACS: point the mapping at a new one."""
-        log.warning("mapped identity of user %s no longer exists; repairing", user_ref(mapping.app_user_id))
+        """The mapped identity no longer exists at ACS (deleted, or another resource's): point
+        the mapping at a new one."""
+        log.warning("mapped identity of user %s no longer exists in this ACS resource; repairing", user_ref(mapping.app_user_id))
         return await self._new_identity(
             mapping.app_user_id, scopes, minutes, lambda new_id: self._store.replace(mapping, new_id), "mapping changed during repair"
         )
@@ -215,20 +334,39 @@ class TokenService:
         record: Callable[[str], Awaitable[bool]],
         lost_race: str,
     ) -> tuple[str, AcsToken] | None:
-        """Create an identity with its first token (one ACS round trip), then ``record`` it in
-        the mapping. If recording fails or loses a race, the identity is deleted again: no orphan."""
-        started = time.monotonic()
+        """Create an identity with its first token (one ACS round trip) and ``record`` it in the
+        mapping; if recording fails or loses a race, the identity is deleted again.
+
+        The create-and-record runs as a task of its own that the request only waits for: if the
+        request is cancelled (its deadline passed, the client went away) while ACS is creating the
+        identity or while the mapping is being written, the task still finishes, so the identity
+        ends up recorded or deleted, never orphaned."""
+        self._spend_creation(app_user_id)
+        task = asyncio.get_running_loop().create_task(self._create_and_record(app_user_id, scopes, minutes, record, lost_race))
+        self._keep(task)
+        return await asyncio.shield(task)
+
+    async def _create_and_record(
+        self,
+        app_user_id: str,
+        scopes: tuple[str, ...],
+        minutes: int,
+        record: Callable[[str], Awaitable[bool]],
+        lost_race: str,
+    ) -> tuple[str, AcsToken] | None:
+        started_at, started = _now(), time.monotonic()
         communication_user_id, token = await self._acs.create_user_and_token(scopes, minutes)
         try:
             recorded = await record(communication_user_id)
-        except DependencyUnavailable:
+        except BaseException:
             await self._discard(communication_user_id, "mapping write failed")
             raise
         if not recorded:
             await self._discard(communication_user_id, lost_race)
             return None
-        self._identities.put(app_user_id, _Known(communication_user_id, datetime.now(timezone.utc)))
-        self._recent_tokens.put((communication_user_id, scopes, minutes), (started, token))
+        now = _now()
+        self._identities.put(app_user_id, _Known(communication_user_id, now, True, None, None, time.monotonic()))
+        self._recent_tokens.put((communication_user_id, scopes, minutes), _Recent(started_at, started, token))
         return communication_user_id, token
 
     async def _discard(self, communication_user_id: str, why: str) -> None:
@@ -240,6 +378,26 @@ class TokenService:
             log.error("could not delete an unmapped new identity (%s); it is orphaned", why)
             raise
 
+    def _spend_creation(self, app_user_id: str) -> None:
+        """Count an identity creation against the user's daily budget (this instance's count)."""
+        limit = self._settings.identity_creations_per_user_per_day
+        if limit <= 0:
+            return
+        now = time.monotonic()
+        times = self._creations.get(app_user_id) or deque()
+        while times and now - times[0] >= _DAY_SECONDS:
+            times.popleft()
+        if len(times) >= limit:
+            wait = int(times[0] + _DAY_SECONDS - now) + 1
+            log.info("user %s spent their identity creations for the day", user_ref(app_user_id))
+            raise Throttled(
+                "Too many new communication identities for this account today; try again later.",
+                retry_after=wait,
+                code="TooManyIdentityCreations",
+            )
+        times.append(now)
+        self._creations.put(app_user_id, times)
+
     # -- identity ---------------------------------------------------------------------------
 
     async def identity_of(self, app_user_id: str) -> str | None:
@@ -249,15 +407,28 @@ class TokenService:
         return mapping.communication_user_id if mapping else None
 
     async def revoke_tokens(self, app_user_id: str) -> bool:
-        """Revoke every token issued so far to the caller's identity; False when there is none."""
+        """Revoke every token issued so far to the caller's identity; False when there is none.
+
+        ACS first, then the row's RevokedAt (the moment ACS answered, so no token ACS issued
+        before its revocation is later than it): every instance then stops handing out earlier
+        tokens within REVOCATION_CHECK_SECONDS, this one at once. If the row cannot be written
+        the caller gets 503 and may simply revoke again."""
         mapping = await self._store.get(app_user_id)
         if mapping is None:
             return False
-        self._forget(app_user_id, mapping.communication_user_id)
+        communication_user_id = mapping.communication_user_id
+        self._revoked.put(communication_user_id, _now())  # nothing issued before is reused from now on
         try:
-            await self._acs.revoke_tokens(mapping.communication_user_id)
-        except IdentityNotFound:
+            await self._acs.revoke_tokens(communication_user_id)
+        except IdentityGone:
+            self._forget(app_user_id, communication_user_id)
             return False
+        revoked_at = _now()
+        self._revoked.put(communication_user_id, revoked_at)
+        known = self._identities.get(app_user_id)
+        if known is not None and known.communication_user_id == communication_user_id:
+            self._identities.put(app_user_id, replace(known, revoked_at=revoked_at, etag=None))
+        await self._store.record_revocation(app_user_id, revoked_at)
         log.info("revoked tokens of user %s", user_ref(app_user_id))
         return True
 
@@ -298,32 +469,60 @@ class TokenService:
         if wait:
             raise Throttled("Too many token requests; wait before asking again.", retry_after=int(wait))
 
-    def _remember(self, app_user_id: str, mapping: Mapping) -> None:
-        known = _Known(mapping.communication_user_id, mapping.last_seen)
-        self._identities.put(app_user_id, known)
-        self._note_seen(app_user_id, known)
-
     def _forget(self, app_user_id: str, communication_user_id: str) -> None:
         """Drop what this instance remembers of the user: their identity, and every token issued
         (or being issued) to it until now."""
         self._identities.pop(app_user_id)
-        self._forgotten.put(communication_user_id, time.monotonic())
+        self._forgotten.put(communication_user_id, _now())
 
-    def _note_seen(self, app_user_id: str, known: _Known) -> None:
-        """Keep LastSeenAt at most a day stale, with at most one table write a day per user,
-        in the background (off the request's path); only when inactivity cleanup is on."""
-        if self._settings.cleanup_inactive_days <= 0:
-            return
-        now = datetime.now(timezone.utc)
-        if known.last_seen is not None and now - known.last_seen < _LAST_SEEN_INTERVAL:
-            return
-        self._identities.put(app_user_id, _Known(known.communication_user_id, now))
-        task = asyncio.get_running_loop().create_task(self._touch(app_user_id))
+    def _keep(self, task: asyncio.Task[object]) -> None:
+        """Hold a background task until it ends (asyncio keeps only weak references), and
+        retrieve its outcome so a failure nobody awaits is not reported as never retrieved."""
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
-    async def _touch(self, app_user_id: str) -> None:
+    def _note_seen(self, app_user_id: str) -> None:
+        """Keep LastSeenAt at most a day stale, with at most one table write a day per user,
+        in the background (off the request's path), whether or not inactivity cleanup is on:
+        switching it on must find the truth, not the day each user was first mapped."""
+        known = self._identities.get(app_user_id)
+        if known is None or app_user_id in self._touching:
+            return
+        if known.last_seen_kept and known.last_seen is not None and _now() - known.last_seen < _LAST_SEEN_INTERVAL:
+            return
+        self._touching.add(app_user_id)
+        self._keep(asyncio.get_running_loop().create_task(self._touch(app_user_id, known)))
+
+    async def _touch(self, app_user_id: str, known: _Known) -> None:
         try:
-            await self._store.touch(app_user_id)
+            etag = known.etag
+            if etag is None:  # written by this instance since its last read: read it again
+                mapping = await self._store.get(app_user_id)
+                if mapping is None or mapping.communication_user_id != known.communication_user_id:
+                    return
+                if mapping.last_seen_kept and mapping.last_seen is not None and _now() - mapping.last_seen < _LAST_SEEN_INTERVAL:
+                    self._update_known(app_user_id, known, last_seen=mapping.last_seen, last_seen_kept=True, etag=mapping.etag)
+                    return
+                etag = mapping.etag
+            new_etag = await self._store.touch(app_user_id, etag)
+            if new_etag is None:
+                # The row changed since it was read (another instance's touch, a revocation, a
+                # repair): read it again on the next request rather than guess.
+                self._identities.pop(app_user_id)
+                return
+            self._update_known(app_user_id, known, last_seen=_now(), last_seen_kept=True, etag=new_etag)
         except DependencyUnavailable:
-            log.warning("could not record last-seen of user %s", user_ref(app_user_id))
+            log.warning("could not record last-seen of user %s; the next request tries again", user_ref(app_user_id))
+        finally:
+            self._touching.discard(app_user_id)
+
+    def _update_known(self, app_user_id: str, seen: _Known, **changes: object) -> None:
+        current = self._identities.get(app_user_id)
+        if current is not None and current.communication_user_id == seen.communication_user_id:
+            self._identities.put(app_user_id, replace(current, **changes))  # type: ignore[arg-type]
+
+
+class _Changed(Exception):
+    """The user's row no longer names the identity this instance remembered (deleted, repaired,
+    tombstoned): resolve it again from the table."""

@@ -67,7 +67,7 @@ def test_malformed_deleted_users_request_is_rejected(api: Api, body: dict):
 def test_tombstoned_user_is_refused_a_token_before_the_sweep(api: Api, emulator: Emulator):
     user = new_user()
     issued = api.token(user).json()
-    assert _mark(api, [user]).json() == {"marked": 1}
+    assert _mark(api, [user]).json() == {"marked": 1, "matched": 1}
     response = api.token(user, fresh=True)
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "AccountDeleted"
