@@ -123,11 +123,14 @@ def test_every_stack_port_is_forwarded_with_a_label(config: dict):
     assert set(config["forwardPorts"]) == STACK_PORTS
     for port in STACK_PORTS:
         assert config["portsAttributes"][str(port)]["label"], port
+    # The debugger's port is for the editor inside the container, never forwarded.
+    assert 9091 not in config["forwardPorts"] and config["portsAttributes"]["9091"]["onAutoForward"] == "ignore"
 
 
 def test_container_setup_installs_chromium_and_what_make_dev_and_make_test_need(config: dict):
     script = ROOT / ".devcontainer" / "on-create.sh"
     assert config["onCreateCommand"] == "bash ${containerWorkspaceFolder}/.devcontainer/on-create.sh"
+    assert config["waitFor"] == "onCreateCommand"  # the editor attaches once the script is done
     text = script.read_text(encoding="utf-8")
     assert "sudo make browser" in text and "make install web" in text
     assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
