@@ -27,8 +27,13 @@ var storageQueueDataContributor = '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
 var monitoringMetricsPublisher = '3913510d-42f4-4e42-8a64-420c390055eb'
 // ACS authorizes Identity API calls made with an Entra token by Azure RBAC on the resource. Its
 // documentation grants Contributor for this (quickstarts/identity/service-principal: "az ad sp
-// create-for-rbac --role Contributor"); no narrower built-in role is documented to cover the
-// Identity API, so Contributor is granted on this one ACS resource only, nothing above it.
+// create-for-rbac --role Contributor"). No narrower built-in role is documented to cover the
+// Identity API, and the Microsoft.Communication operations list documents no data actions for it
+// (learn.microsoft.com/azure/role-based-access-control/permissions/integration#microsoftcommunication),
+// so a custom role would rest on guessed action names. Contributor is therefore granted on this
+// one ACS resource only, nothing above it. What Contributor could do beyond the Identity API is
+// bounded: it cannot delete the resource while its CanNotDelete lock stands (acs.bicep), because
+// removing a lock needs Microsoft.Authorization/locks/delete, which Contributor does not have.
 var contributor = 'b24988ac-6180-42a0-ab88-20f7382dd24c'
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
@@ -67,7 +72,13 @@ resource appTableData 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
 }
 
 // The Functions host keeps its keys, timer schedule and locks in blobs, and Flex Consumption
-// reads the deployment package from a blob container.
+// reads the deployment package from a blob container. Scope: the account, not the deployment
+// container, because the host's own storage needs Storage Blob Data Owner on the account: it
+// creates and uses its containers (azure-webjobs-hosts, azure-webjobs-secrets) itself
+// (learn.microsoft.com/azure/azure-functions/functions-reference#connecting-to-host-storage-with-an-identity).
+// That grant already covers the deployment container, so a second, container-scoped one would
+// narrow nothing. Narrowing would need the host's containers created here and the role scoped to
+// each of the three; the platform documents only the account-level grant, so it stays.
 resource appBlobData 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(storage.id, appPrincipalId, storageBlobDataOwner)
   scope: storage
