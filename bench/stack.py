@@ -98,7 +98,11 @@ def throttled(before: dict[str, Any], after: dict[str, Any]) -> int:
 def function_host_process(stack: dict[str, Any]) -> psutil.Process:
     """The process serving the function host's port (found by its listening socket, else by
     its command line), so its CPU and memory can be read."""
-    port = urlsplit(stack["functionHost"]).port
+    return process_listening_on(urlsplit(stack["functionHost"]).port)
+
+
+def process_listening_on(port: int | None) -> psutil.Process:
+    """The process listening on a local TCP port (else a function host named by its command line)."""
     try:
         for connection in psutil.net_connections(kind="tcp"):
             if connection.status == psutil.CONN_LISTEN and connection.laddr and connection.laddr.port == port and connection.pid:
@@ -109,7 +113,7 @@ def function_host_process(stack: dict[str, Any]) -> psutil.Process:
         cmdline = process.info["cmdline"] or []
         if "devstack.funchost" in cmdline and str(port) in cmdline:
             return process
-    raise SystemExit(f"no function host process listens on port {port}")
+    raise SystemExit(f"no process listens on port {port}")
 
 
 def settings_env(stack: dict[str, Any]) -> dict[str, str]:

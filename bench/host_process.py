@@ -1,0 +1,133 @@
+"""A function host process with the benchmarks' probes: ``python -m bench.host_process
+FUNCHOST-ARGS…`` runs ``devstack.funchost`` unchanged, and additionally
+
+- records when the process started, when the app's import began and ended, when the host
+  listened, when its first request arrived and was answered, and (bench.probe) every SDK HTTP
+  request and credential token of that first request; written as JSON to BENCH_PROBE_OUT
+  shortly after the first response (P5);
+- on SIGUSR1, when BENCH_CACHE_REPORT is set, fills every in-process cache of the app to the
+  number of users in BENCH_CACHE_USERS and writes what it found to that file (memory figure,
+  bench.cache_fill).
+
+The probes only read the clock around the host's own functions; no request takes another path.
+"""
+
+from __future__ import annotations
+
+import time
+
+STARTED = time.time()
+
+import asyncio  # noqa: E402
+import functools  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+from typing import Any  # noqa: E402
+
+from . import probe  # noqa: E402
+
+if os.environ.get("BENCH_PROBE_OUT"):  # P5 only: the probes keep every event in memory
+    probe.install()
+probe.mark("process_started", STARTED)
+
+from aiohttp import web  # noqa: E402
+
+import devstack.funchost.__main__ as funchost_main  # noqa: E402
+from devstack.funchost.server import FunctionHost  # noqa: E402
+
+
+def _write_probe_report() -> None:
+    path = os.environ.get("BENCH_PROBE_OUT")
+    if path:
+        with open(path, "w") as out:
+            json.dump({"marks": probe.MARKS, "events": probe.EVENTS}, out)
+
+
+def _patch_import() -> None:
+    original = funchost_main.import_function_app
+
+    @functools.wraps(original)
+    def import_function_app(*args: Any, **kwargs: Any) -> Any:
+        probe.mark("import_started")
+        try:
+            return original(*args, **kwargs)
+        finally:
+            probe.mark("import_finished")
+
+    funchost_main.import_function_app = import_function_app
+
+
+def _patch_listen() -> None:
+    original = web.TCPSite.start
+
+    @functools.wraps(original)
+    async def start(self: Any) -> None:
+        await original(self)
+        probe.mark("listening")
+        if os.environ.get("BENCH_CACHE_REPORT"):
+            from .cache_fill import fill_on_signal
+
+            asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, fill_on_signal)
+
+    web.TCPSite.start = start
+
+
+def _patch_first_request() -> None:
+    original = FunctionHost._handle
+
+    @functools.wraps(original)
+    async def handle(self: Any, request: Any) -> Any:
+        first = "first_request_received" not in probe.MARKS
+        if first:
+            probe.mark("first_request_received")
+        response = await original(self, request)
+        if first:
+            probe.mark("first_response_ready")
+            asyncio.get_running_loop().call_later(0.2, _write_probe_report)
+        return response
+
+    FunctionHost._handle = handle
+
+
+def _count_gc() -> None:
+    """CPU time spent in the cyclic garbage collector, per generation, and the process's whole
+    CPU time (BENCH_GC_OUT, written at exit). Thread CPU time, so a collection that was
+    preempted by another process on the shared cores does not count the wait."""
+    import atexit
+    import gc
+
+    totals = {"collections": [0, 0, 0], "seconds": [0.0, 0.0, 0.0], "collected": [0, 0, 0]}
+    started: list[float] = []
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[:] = [time.thread_time()]
+        elif started:
+            generation = info["generation"]
+            totals["collections"][generation] += 1
+            totals["seconds"][generation] += time.thread_time() - started[0]
+            totals["collected"][generation] += info["collected"]
+
+    def write() -> None:
+        totals["objects_tracked_at_exit"] = len(gc.get_objects())
+        totals["process_cpu_seconds"] = time.process_time()
+        with open(os.environ["BENCH_GC_OUT"], "w") as out:
+            json.dump(totals, out)
+
+    gc.callbacks.append(callback)
+    atexit.register(write)
+
+
+def main() -> int:
+    if os.environ.get("BENCH_GC_OUT"):
+        _count_gc()
+    _patch_import()
+    _patch_listen()
+    _patch_first_request()
+    return funchost_main.main(sys.argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

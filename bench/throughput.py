@@ -1,0 +1,324 @@
+"""P6: throughput of one instance. 256 concurrent callers over keep-alive connections send token
+requests back to back to a fresh function host (the stack's host code and settings, on a port of
+its own), against 256 concurrent callers of the bare aio SDK's get_token with the service's
+credential and client configuration. Every request on both sides is one issueAccessToken at the
+emulator (20 ms). Both load generators are processes of their own (bench.load_worker).
+
+Measured in rounds of one window per side, in random order, so background load on the 2 shared
+cores hits both sides alike: requests per second finished inside the windows (the ratio is the
+median of the rounds' ratios), p99 latency, and CPU per request (the host process's, the SDK
+process's, and the host side's load generator's).
+
+Where the processes run: the instance's process (the function host, or the bare SDK process in
+its place) is pinned to CPU 0, and what stands for the rest of the world (the ACS emulator, the
+host side's load generator) to CPU 1, so that in both windows the instance has one core of its
+own, as a Python worker has, and ACS and the callers do not take CPU from it.
+Afterwards, one more host window runs under py-spy (sampling from outside the process,
+non-blocking) for the profile: where the host's CPU goes, by function and by package.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import psutil
+
+from shared.settings import load_settings
+
+from .cold_first_token import free_port
+from .measure import FunctionHostClient, median, percentile
+from .stack import ROOT, Emulator, calls, new_users, process_listening_on, settings_env
+
+CONCURRENCY = 256
+USERS_PER_CALLER = 2  # each user about once a second: under the 60-a-minute limit, and never two at once
+
+
+class Worker:
+    """A bench.load_worker process driven one window at a time."""
+
+    def __init__(self, side: str, target: str, users: list[str], *extra: str) -> None:
+        self.process = subprocess.Popen([sys.executable, "-m", "bench.load_worker", side, target, str(CONCURRENCY), *extra],
+                                        cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self._send(json.dumps(users))
+
+    def _send(self, line: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
+
+    def run(self, seconds: float) -> dict[str, Any]:
+        self._send(f"run {seconds}")
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"load worker exited with {self.process.wait()}")
+        return json.loads(line)
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self._send("quit")
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def _pin(process: psutil.Process | int, cpu: int) -> list[int] | None:
+    """Pin a process to one CPU (when there are two); returns its former affinity."""
+    if (psutil.cpu_count() or 1) < 2:
+        return None
+    process = process if isinstance(process, psutil.Process) else psutil.Process(process)
+    before = process.cpu_affinity()
+    process.cpu_affinity([cpu])
+    return before
+
+
+def _cpu(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system
+
+
+def start_host(stack: dict[str, Any], log: Path, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+    """A fresh function host (devstack.funchost through bench.host_process, with the stack's
+    settings) on a free port."""
+    port = free_port()
+    argv = [sys.executable, "-m", "bench.host_process", "--app-dir", str(ROOT), "--host", "127.0.0.1", "--port", str(port),
+            "--settings", stack["functionSettingsFile"], "--no-schedules", "--log-level", "WARNING"]
+    out = open(log, "ab")
+    process = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    import urllib.request
+
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/admin/host/status", timeout=2).read()
+            return process, url
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the function host did not start; see {log}")
+            time.sleep(0.1)
+
+
+def stop_host(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+async def sign_up(url: str, users: list, concurrency: int = 64) -> list[str]:
+    """Each user's first token through the host: identities created, mappings in its memory."""
+    identities: list[str] = [""] * len(users)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+        host = FunctionHostClient(session, url)
+        semaphore = asyncio.Semaphore(concurrency)
+
+        async def one(i: int) -> None:
+            async with semaphore:
+                status, body = await host.token(users[i])
+                if status != 200:
+                    raise RuntimeError(f"sign-up token request answered {status}: {body}")
+                identities[i] = body["communicationUserId"]
+
+        await asyncio.gather(*(one(i) for i in range(len(users))))
+    return identities
+
+
+# -- profile ---------------------------------------------------------------------------------
+
+_FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
+
+
+def _package(path: str) -> str:
+    """A frame's file as the package it belongs to (site-packages' top two levels, the repo's
+    folders, or the standard library)."""
+    path = path.replace("\\", "/")
+    if "site-packages/" in path:
+        parts = path.split("site-packages/", 1)[1].split("/")
+        if parts[0] == "azure" and len(parts) > 2:
+            return ".".join(parts[:3]).removesuffix(".py") if parts[1] in ("core", "communication") else ".".join(parts[:2])
+        return parts[0].removesuffix(".py")
+    root = str(ROOT) + "/"
+    if path.startswith(root):
+        relative = path[len(root):]
+        return relative.split("/")[0] + ("/" + relative.split("/")[1] if relative.startswith("devstack/") else "")
+    if "/lib/python3" in path:
+        rest = path.split("/lib/python3", 1)[1].split("/", 1)[-1]
+        return "stdlib:" + rest.split("/")[0].removesuffix(".py")
+    return path or "?"
+
+
+def summarise_profile(raw: str, top: int = 15) -> dict[str, Any]:
+    """py-spy's collapsed stacks -> the share of samples per function (self and inclusive) and
+    per package (self)."""
+    own: collections.Counter[str] = collections.Counter()
+    inclusive: collections.Counter[str] = collections.Counter()
+    packages: collections.Counter[str] = collections.Counter()
+    service: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in raw.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        total += count
+        frames = []
+        for frame in stack.split(";"):
+            match = _FRAME.match(frame.strip())
+            if match:
+                file = match["file"]
+                short = file.split("site-packages/", 1)[-1].replace(str(ROOT) + "/", "")
+                frames.append((f"{match['function']} ({short})", _package(file)))
+        frames = [f for f in frames if not f[0].startswith("<module>") or f is frames[-1]]
+        if not frames:
+            continue
+        own[frames[-1][0]] += count
+        packages[frames[-1][1]] += count
+        for name in {name for name, _ in frames}:
+            inclusive[name] += count
+        for name in {name for name, package in frames if package == "shared"}:
+            service[name] += count
+    share = (lambda n: round(100 * n / total, 1)) if total else (lambda n: 0.0)
+    return {
+        "samples": total,
+        "self_top": [(name, share(n)) for name, n in own.most_common(top)],
+        "inclusive_top": [(name, share(n)) for name, n in inclusive.most_common(top + 10)],
+        "packages_self": [(name, share(n)) for name, n in packages.most_common(top)],
+        "service_inclusive": [(name, share(n)) for name, n in service.most_common(10)],
+    }
+
+
+def _py_spy() -> str | None:
+    local = Path(sys.executable).with_name("py-spy")
+    return str(local) if local.exists() else shutil.which("py-spy")
+
+
+def profile_window(host: psutil.Process, worker: Worker, seconds: float, out: Path) -> dict[str, Any]:
+    spy = _py_spy()
+    if spy is None:
+        return {"error": "py-spy is not installed (pip install -r requirements-dev.txt)"}
+    recorder = subprocess.Popen([spy, "record", "--pid", str(host.pid), "--duration", str(int(seconds) + 1), "--rate", "200",
+                                 "--nonblocking", "--full-filenames", "--format", "raw", "--output", str(out)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.5)  # let it attach before the load starts
+    result = worker.run(seconds)
+    _, errors = recorder.communicate(timeout=60)
+    if recorder.returncode != 0 or not out.exists():
+        return {"error": f"py-spy failed: {errors.strip()[-300:]}"}
+    summary = summarise_profile(out.read_text())
+    summary["requests"] = result["requests"]
+    return summary
+
+
+# -- the figure -----------------------------------------------------------------------------
+
+async def run(stack: dict[str, Any], emulator: Emulator, rounds: int, window_seconds: float, profile_seconds: float,
+              log_dir: Path) -> dict[str, Any]:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    gc_report = log_dir / "p6-gc.json"
+    gc_report.unlink(missing_ok=True)
+    process, url = start_host(stack, log_dir / "p6-host.log", {"BENCH_GC_OUT": str(gc_report)})
+    workers: list[Worker] = []
+    emulator_affinity: list[int] | None = None
+    try:
+        host_process = psutil.Process(process.pid)
+        users = new_users(CONCURRENCY * USERS_PER_CALLER, "p6")
+        identities = await sign_up(url, users)
+        host_worker = Worker("host", url, [u.headers["x-ms-client-principal"] for u in users])
+        timeout = load_settings(settings_env(stack)).dependency_timeout_seconds
+        sdk_worker = Worker("sdk", stack["acsEndpoint"], identities, str(timeout))
+        workers = [host_worker, sdk_worker]
+        emulator_process = process_listening_on(urlsplit(stack["acsEndpoint"]).port)
+        emulator_affinity = _pin(emulator_process, 1)
+        _pin(host_process, 0)
+        _pin(sdk_worker.process.pid, 0)
+        _pin(host_worker.process.pid, 1)
+        for worker in workers:  # connections, credential tokens, the host's first-use work
+            await asyncio.to_thread(worker.run, 1.0)
+
+        host_windows: list[dict[str, Any]] = []
+        sdk_windows: list[dict[str, Any]] = []
+        host_cpu = 0.0
+        before = await emulator.stats()
+        for _ in range(rounds):
+            sides = ["host", "sdk"]
+            random.shuffle(sides)
+            for side in sides:
+                if side == "host":
+                    cpu = _cpu(host_process)
+                    host_windows.append(await asyncio.to_thread(host_worker.run, window_seconds))
+                    host_cpu += _cpu(host_process) - cpu
+                else:
+                    sdk_windows.append(await asyncio.to_thread(sdk_worker.run, window_seconds))
+        after = await emulator.stats()
+        rss = host_process.memory_info().rss
+        profile = await asyncio.to_thread(profile_window, host_process, host_worker, profile_seconds, log_dir / "p6-profile.txt")
+    finally:
+        if emulator_affinity is not None:
+            emulator_process.cpu_affinity(emulator_affinity)
+        for worker in workers:
+            worker.close()
+        stop_host(process)
+
+    def side(windows: list[dict[str, Any]]) -> dict[str, Any]:
+        latencies = [x for w in windows for x in w["latencies_ms"]]
+        statuses: collections.Counter[str] = collections.Counter()
+        for w in windows:
+            statuses.update(w["statuses"])
+        return {
+            "requests_per_second": round(sum(w["requests_in_window"] for w in windows) / sum(w["seconds"] for w in windows), 1),
+            "per_window_rps": [round(w["requests_in_window"] / w["seconds"], 1) for w in windows],
+            "requests": sum(w["requests"] for w in windows),
+            "statuses": dict(statuses),
+            "latency_p50_ms": round(median(latencies), 2),
+            "latency_p99_ms": round(percentile(latencies, 99), 2),
+            "client_cpu_ms_per_request": round(1000 * sum(w["cpu_seconds"] for w in windows) / max(1, sum(w["requests"] for w in windows)), 3),
+        }
+
+    gc_stats = json.loads(gc_report.read_text()) if gc_report.exists() else None
+    host, sdk = side(host_windows), side(sdk_windows)
+    round_ratios = [h["requests_in_window"] / max(1, s["requests_in_window"]) for h, s in zip(host_windows, sdk_windows)]
+    host["host_cpu_ms_per_request"] = round(1000 * host_cpu / max(1, host["requests"]), 3)
+    return {
+        "concurrency": CONCURRENCY,
+        "users": len(users),
+        "rounds": rounds,
+        "window_seconds": window_seconds,
+        "host": host,
+        "sdk": sdk,
+        "throughput_ratio": round(median(round_ratios), 3),
+        "round_ratios": [round(r, 3) for r in round_ratios],
+        "pooled_throughput_ratio": round(host["requests_per_second"] / sdk["requests_per_second"], 3),
+        "pinned": (psutil.cpu_count() or 1) >= 2,
+        "p99_ratio": round(host["latency_p99_ms"] / sdk["latency_p99_ms"], 3),
+        "p50_ratio": round(host["latency_p50_ms"] / sdk["latency_p50_ms"], 3),
+        "cpu_ratio": round(host["host_cpu_ms_per_request"] / sdk["client_cpu_ms_per_request"], 3),
+        "acs_issue_calls": calls(before, after, "issueAccessToken"),
+        "requests_both_sides": host["requests"] + sdk["requests"],
+        "acs_throttled": after["throttledTotal"] - before["throttledTotal"],
+        "host_rss_after_load_mb": round(rss / 2**20, 1),
+        "profile": profile,
+        "host_gc": None if gc_stats is None else {
+            "collections": gc_stats["collections"],
+            "cpu_seconds": [round(x, 3) for x in gc_stats["seconds"]],
+            "share_of_host_cpu": round(sum(gc_stats["seconds"]) / gc_stats["process_cpu_seconds"], 3),
+            "objects_tracked_at_exit": gc_stats["objects_tracked_at_exit"],
+        },
+    }
