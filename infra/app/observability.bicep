@@ -209,7 +209,8 @@ resource throttlingAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
     criteria: {
       allOf: [
         {
-          query: 'customMetrics | where name == "acs_tokens.acs.call.duration" | where tostring(customDimensions.outcome) == "throttled" | summarize throttled = sum(valueCount)'
+          // Every 429 ACS answered, including attempts azure-core retried successfully.
+          query: 'customMetrics | where name == "acs_tokens.dependency.responses" | where tostring(customDimensions.dependency) == "acs" and tostring(customDimensions.status_code) == "429" | summarize throttled = sum(valueSum)'
           timeAggregation: 'Total'
           metricMeasureColumn: 'throttled'
           operator: 'GreaterThan'
@@ -280,8 +281,8 @@ var workbookItems = [
     name: 'acs-throttling'
     content: union(appInsightsQuery, {
       version: 'KqlItem/1.0'
-      title: 'ACS 429s over time'
-      query: 'customMetrics | where name == "acs_tokens.acs.call.duration" and tostring(customDimensions.outcome) == "throttled" | summarize throttled = sum(valueCount) by operation = tostring(customDimensions.operation), bin(timestamp, 5m) | render timechart'
+      title: 'ACS and Table Storage answers by status (retried attempts included; 429 = throttled)'
+      query: 'customMetrics | where name == "acs_tokens.dependency.responses" | summarize answers = sum(valueSum) by answer = strcat(tostring(customDimensions.dependency), " ", tostring(customDimensions.status_code)), bin(timestamp, 5m) | render timechart'
       visualization: 'timechart'
     })
   }

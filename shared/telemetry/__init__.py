@@ -297,6 +297,20 @@ def dependency_of(error: BaseException) -> str:
     return "unknown"
 
 
+def dependency_answered(name: str, status: int) -> None:
+    """One HTTP answer of a dependency (every attempt, retries included)."""
+    if _active is not None and isinstance(status, int):
+        _active.dependency_responses.add(1, {"dependency": _one_of(name, DEPENDENCIES), "status_code": status})
+
+
+def answer_counter(name: str) -> Any:
+    """An azure-core policy for an SDK client's ``per_retry_policies``: counts every answer of
+    this dependency, including the 429s and 503s azure-core retried (shared/retry.py)."""
+    from .pipeline import AnswerCounter
+
+    return AnswerCounter(_one_of(name, DEPENDENCIES))
+
+
 def ms_cv() -> str | None:
     """The MS-CV of the last failed ACS call in this invocation (None when there was none)."""
     state = _current.get()

@@ -29,6 +29,7 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "acs_tokens.identities.repaired": ("counter", "{identity}", "Mappings pointed at a new identity because ACS had lost the old one"),
     "acs_tokens.acs.call.duration": ("histogram", "s", "ACS calls: duration by operation and outcome (throttled = 429)"),
     "acs_tokens.table.call.duration": ("histogram", "s", "Table Storage calls: duration by operation and outcome"),
+    "acs_tokens.dependency.responses": ("counter", "{response}", "Every HTTP answer of ACS or Table Storage, retried attempts included, by status code"),
     "acs_tokens.responses.unavailable": ("counter", "{response}", "Requests answered 503, by the dependency that caused it"),
     "acs_tokens.requests.refused": ("counter", "{request}", "Requests refused by a rate limit, the access policy or for lack of a caller"),
     "acs_tokens.sweep.items": ("counter", "{item}", "What the sweep of deleted users did, by result"),
@@ -60,6 +61,7 @@ class Instruments:
         self.identities_created = counter("acs_tokens.identities.created")
         self.identities_deleted = counter("acs_tokens.identities.deleted")
         self.identities_repaired = counter("acs_tokens.identities.repaired")
+        self.dependency_responses = counter("acs_tokens.dependency.responses")
         self.responses_unavailable = counter("acs_tokens.responses.unavailable")
         self.requests_refused = counter("acs_tokens.requests.refused")
         self.sweep_items = counter("acs_tokens.sweep.items")

@@ -134,3 +134,25 @@ async def test_each_concurrent_invocation_keeps_its_own_invocation_id_and_ms_cv(
     await asyncio.gather(one("issue_token"), one("delete_identity"), one("get_identity"))
     assert all(expected == got for expected, got in seen.values())
     assert len({got for _, got in seen.values()}) == 3
+
+
+async def test_a_429_that_azure_core_retried_away_is_still_counted_as_an_answer(
+    recorded: Recorded, stack: dict, emulator: Emulator
+) -> None:
+    from azure.communication.identity.aio import CommunicationIdentityClient
+
+    client = CommunicationIdentityClient.from_connection_string(
+        stack["acsConnectionString"], retry_total=2, retry_backoff_factor=0.1,
+        per_retry_policies=[telemetry.answer_counter("acs")],
+    )
+    async with client:
+        emulator.fault(429, 1, ["createIdentity"], retry_after=1)
+        with telemetry.dependency("acs", "create_user"):
+            user = await client.create_user()  # the first attempt is throttled, the retry succeeds
+        with telemetry.dependency("acs", "delete_user"):
+            await client.delete_user(user)
+
+    assert recorded.value("acs_tokens.acs.call.duration", operation="create_user", outcome="success") == 1
+    assert recorded.value("acs_tokens.dependency.responses", dependency="acs", status_code=429) == 1
+    assert recorded.value("acs_tokens.dependency.responses", dependency="acs", status_code=201) == 1
+    assert recorded.value("acs_tokens.dependency.responses", dependency="acs", status_code=204) == 1

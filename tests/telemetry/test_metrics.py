@@ -32,6 +32,7 @@ def _record_every_metric() -> None:
         pass
     with telemetry.dependency("tables", "get"):
         pass
+    telemetry.dependency_answered("acs", 429)
     telemetry.responded(503, DependencyUnavailable("down"), "issue_token")
     telemetry.responded(429, Throttled("slow down", retry_after=3), "issue_token")
     telemetry.record_sweep(SweepReport(dry_run=False, found=1, deleted=1, seconds=0.5))
