@@ -360,15 +360,20 @@ def refused(reason: str, code: str, function: str | None = None) -> None:
         )
 
 
-def unavailable(error: BaseException, function: str | None = None) -> None:
-    """A request answered 503, counted by the dependency that caused it."""
+def unavailable(error: BaseException, function: str | None = None, dependency: str | None = None) -> None:
+    """A request answered 503, counted by the dependency that caused it: ``dependency`` when
+    given (``deadline``: the request ran out of time), else :func:`dependency_of` the error."""
     if _active is not None:
-        _active.responses_unavailable.add(1, {"dependency": dependency_of(error), "function": _function(function)})
+        owed = _one_of(dependency, DEPENDENCIES) if dependency else dependency_of(error)
+        _active.responses_unavailable.add(1, {"dependency": owed, "function": _function(function)})
 
 
-def responded(status: int, error: BaseException | None = None, function: str | None = None) -> None:
-    """One call where the HTTP answer is made (shared/http_responses.py ``respond``): the status
-    on the invocation's span, 503s by dependency, 429s and 401/403s as refusals."""
+def responded(
+    status: int, error: BaseException | None = None, function: str | None = None, dependency: str | None = None
+) -> None:
+    """One call where the HTTP answer is made (shared/http_responses.py): the status on the
+    invocation's span, 503s by dependency, 429s and 401/403s as refusals. ``function`` defaults
+    to the running invocation's."""
     active = _active
     if active is None:
         return
@@ -379,7 +384,7 @@ def responded(status: int, error: BaseException | None = None, function: str | N
             active.mark_failed(state.span, str(int(status)))
     code = getattr(error, "code", None) if error is not None else None
     if status == 503 and error is not None:
-        unavailable(error, function)
+        unavailable(error, function, dependency)
     elif status == 429:
         refused("rate_limit", code or "TooManyRequests", function)
     elif status == 403:

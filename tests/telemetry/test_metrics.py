@@ -100,10 +100,12 @@ def test_a_503_is_counted_against_the_dependency_whose_call_failed(recorded: Rec
         except DependencyUnavailable as error:
             telemetry.responded(503, error, "get_identity")
     telemetry.responded(503, DependencyUnavailable("no idea"), "health")
+    telemetry.responded(503, DependencyUnavailable("Out of time."), "issue_token", dependency="deadline")
 
     name = "acs_tokens.responses.unavailable"
     assert recorded.value(name, dependency="tables", function="get_identity") == 2
     assert recorded.value(name, dependency="unknown", function="health") == 1
+    assert recorded.value(name, dependency="deadline", function="issue_token") == 1
     assert recorded.value("acs_tokens.table.call.duration", operation="get", outcome="unreachable") == 2
 
 
