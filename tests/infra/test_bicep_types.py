@@ -108,3 +108,9 @@ def test_the_flex_rules_apply_only_where_the_plan_is_flex_consumption(tmp_path: 
     assert "ftpsState: 'Disabled'" in (INFRA / "app/api-dedicated.bicep").read_text(encoding="utf-8")
     findings = check(broken_copy(tmp_path, ["property Flex Consumption refuses"]), {"hosting": "dedicated"}, types)
     assert [f for f in findings if "api-dedicated" in f] == []
+
+
+def test_readme_counts_the_breaks_this_file_injects() -> None:
+    words = {12: "twelve"}
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    assert re.search(rf"broken in {words[len(BREAKS)]}\s+ways", readme)

@@ -541,3 +541,42 @@ def test_azure_yaml_deploys_the_function_app_and_the_static_web_app() -> None:
     # No language: azd must not `npm install` (install scripts); the web service's own hook builds.
     assert services["web"] == {"project": "web", "host": "staticwebapp", "dist": "dist", "hooks": ""}
     assert set(services) == {"api", "web"}
+
+
+# --- the README's figures --------------------------------------------------------------------
+
+
+def deploy_section() -> str:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    start = text.index("## Deploy to Azure")
+    return text[start:text.index("\n## ", start + 1)]
+
+
+def test_readme_cost_figures_are_the_arithmetic_of_the_quoted_prices() -> None:
+    section = deploy_section()
+    hours = 730  # hours in an average month, as the pricing pages bill
+    assert f"US$0.018/hour × {hours} hours" in section and f"US${0.018 * hours:.2f} a month for B1" in section
+    seconds = hours * 3600
+    memory_gb = 2048 / 1024
+    assert f"2 GB × {seconds:,} seconds × US$0.000004 per GB-second = US${memory_gb * seconds * 0.000004:.2f}" in section
+    assert f"each always-ready instance US${memory_gb * seconds * 0.000004:.2f} a month" in section
+
+
+def test_readme_deploy_figures_match_the_code() -> None:
+    section = deploy_section()
+    main = tree("main.bicep").params
+    flex = tree("app/api-flex.bicep").params
+    assert main["alwaysReadyInstanceCount"].value == ast.Lit(0) and "(default 0, at most 20)" in section
+    assert main["alwaysReadyInstanceCount"].decorator("maxValue").args[0] == ast.Lit(20)
+    assert main["maximumInstanceCount"].value == ast.Lit(40) and "(40 by default, 40-1000)" in section
+    assert main["maximumInstanceCount"].decorator("minValue").args[0] == ast.Lit(40)
+    assert main["maximumInstanceCount"].decorator("maxValue").args[0] == ast.Lit(1000)
+    assert flex["instanceMemoryMB"].value == ast.Lit(2048) and "default 2,048 MB" in section
+    assert main["dedicatedSku"].value == ast.Lit("B1")
+    skus = [item.value for item in main["dedicatedSku"].decorator("allowed").args[0].items]
+    assert f"(`DEDICATED_SKU`: {', '.join(skus)})" in section
+    web = [item.value for item in main["webLocation"].decorator("allowed").args[0].items]
+    assert len(web) == 5 and "one of the five Static Web Apps regions" in section
+    hooks = (INFRA / "hooks")
+    assert 'ROLE_WAIT_SECONDS:-600' in (hooks / "wait-for-roles.sh").read_text() and "at most 10 minutes" in section
+    assert 'VERIFY_ATTEMPTS:-5' in (hooks / "verify-direct-access.sh").read_text() and "only 5xx after 5 tries" in section
