@@ -580,3 +580,15 @@ def test_readme_deploy_figures_match_the_code() -> None:
     hooks = (INFRA / "hooks")
     assert 'ROLE_WAIT_SECONDS:-600' in (hooks / "wait-for-roles.sh").read_text() and "at most 10 minutes" in section
     assert 'VERIFY_ATTEMPTS:-5' in (hooks / "verify-direct-access.sh").read_text() and "only 5xx after 5 tries" in section
+
+
+@pytest.mark.parametrize("hosting", sorted(HOSTING_MODULES))
+def test_infra_never_sets_the_platforms_authentication_signal(hosting: str) -> None:
+    # App Service injects WEBSITE_AUTH_ENABLED itself when the authentication in api-auth.bicep is
+    # on (platform.enabled); the app reads it as the platform's word, so no template may fake it.
+    from shared.settings import PLATFORM_AUTH_SIGNAL
+
+    assert PLATFORM_AUTH_SIGNAL not in app_settings(hosting)
+    assert PLATFORM_AUTH_SIGNAL not in "\n".join(p.read_text(encoding="utf-8") for p in BICEP_FILES)
+    auth = tree("app/api-auth.bicep").resources["authentication"].body.get("properties")
+    assert auth.get("platform").get("enabled") == ast.Lit(True)
