@@ -173,7 +173,6 @@ async def mark_deleted_users(req: func.HttpRequest) -> func.HttpResponse:
         caller = await _caller(req)
         if ADMIN_ROLE not in caller.roles:
             raise Forbidden("Only callers in the admin role may mark users deleted.", code="NotAdmin")
-        _check_limit("manage", caller, "operator requests")
         data = read_json(req, frozenset({"appUserIds"}))
         ids = data.get("appUserIds")
         if not isinstance(ids, list) or not 0 < len(ids) <= MAX_IDS_PER_REQUEST:
@@ -185,6 +184,7 @@ async def mark_deleted_users(req: func.HttpRequest) -> func.HttpResponse:
                 "without control, format or unpaired surrogate characters.",
                 code="InvalidAppUserId",
             )
+        _check_limit("manage", caller, "operator requests")  # malformed requests cost nothing and are not counted
         tokens = get_runtime().tokens
         unique = list(dict.fromkeys(ids))
         matched = await _count_existing(unique)
