@@ -8,9 +8,9 @@ https://learn.microsoft.com/azure/azure-functions/opentelemetry-howto, Python pi
 this deployment takes it:
 - host.json ``"telemetryMode": "OpenTelemetry"``: the Functions host emits its own request spans
   and logs as OpenTelemetry to the APPLICATIONINSIGHTS_CONNECTION_STRING resource. The article
-  says OpenTelemetry support is in preview and needs the Flex Consumption plan, which is what
-  infra/ deploys; it lists only HTTP, Service Bus and Event Hubs triggers as covered, so the
-  timer-triggered sweep gets no host span and its own span (telemetry.invocation) is the root.
+  marks OpenTelemetry support as preview (some versions of it: Flex Consumption plan only); it
+  lists only HTTP, Service Bus and Event Hubs triggers as covered, so the timer-triggered sweep
+  gets no host span and its own span (telemetry.invocation) is the root.
 - app setting ``PYTHON_ENABLE_OPENTELEMETRY=true``: the Python worker makes the host's trace
   context current for each invocation, so this process's spans are children of the host's
   request, and tells the host the worker sends its own logs (no duplicate log rows).
