@@ -168,6 +168,7 @@ class TokenService:
         known = self._identities.get(app_user_id)
         if known is None:
             return await self._resolving_issue(app_user_id, scopes, minutes, fresh)
+        self._note_seen(app_user_id)
         try:
             token = await self._issue_shared(app_user_id, known, scopes, minutes, fresh)
         except IdentityGone:
@@ -176,7 +177,6 @@ class TokenService:
             return await self._resolving_issue(app_user_id, scopes, minutes, fresh)
         except _Changed:
             return await self._resolving_issue(app_user_id, scopes, minutes, fresh)
-        self._note_seen(app_user_id)
         return IssuedToken(known.communication_user_id, token.token, token.expires_on)
 
     async def _issue_shared(
@@ -252,6 +252,7 @@ class TokenService:
                 return None
             fresh = _Known.of(mapping)
             self._identities.put(app_user_id, fresh)
+            self._note_seen(app_user_id)  # the row's own last-seen, just read, decides
             return fresh
 
         return await self._checking.run(app_user_id, read)
@@ -292,6 +293,7 @@ class TokenService:
             if mapping is not None:
                 known = _Known.of(mapping)
                 self._identities.put(app_user_id, known)
+                self._note_seen(app_user_id)  # before ACS answers: a sweep may be judging the row now
                 try:
                     token = await self._issue_shared(app_user_id, known, scopes, minutes, fresh)
                 except IdentityGone:
@@ -302,7 +304,6 @@ class TokenService:
                     return created
                 except _Changed:
                     continue
-                self._note_seen(app_user_id)
                 return mapping.communication_user_id, token
             created = await self._create(app_user_id, scopes, minutes)
             if created is not None:

@@ -1,0 +1,93 @@
+"""Two function host instances sharing one Azurite and one ACS emulator: the stack's own host (A)
+and a second one started here with the same settings (B), as two instances of the app in Azure.
+
+The emulator's knobs for what real ACS does or may do (revocation propagation delay, the answer
+for a deleted identity, identical tokens within one second) are set per test and put back after.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Iterator
+
+import pytest
+import requests
+
+from tests.conftest import Api, Emulator, FunctionHost, User
+
+ADMIN = ("anonymous", "authenticated", "admin")
+
+#: The bound the service states: REVOCATION_CHECK_SECONDS, at its default.
+REVOCATION_BOUND_SECONDS = 5.0
+
+#: Plausible real behaviours of ACS the service must be right under, as emulator knobs.
+REAL_ACS_BEHAVIOURS = {
+    "immediate revocation, unique tokens": {"revocationDelaySeconds": 0, "identicalTokensWithinSecond": False},
+    "15-minute revocation, same-second identical tokens": {
+        "revocationDelaySeconds": 900, "identicalTokensWithinSecond": True,
+    },
+}
+
+
+@pytest.fixture(scope="session")
+def instance_b(stack: dict) -> Iterator[Api]:
+    """A second instance of the app with the same settings as the stack's host."""
+    host = FunctionHost(stack, {}, "lifecycle-b")
+    yield Api(host.base)
+    host.stop()
+
+
+@pytest.fixture
+def acs_behaves(emulator: Emulator) -> Iterator[Callable[..., None]]:
+    """Set emulator knobs for one test; they go back to the stack's defaults afterwards."""
+    changed: set[str] = set()
+
+    def configure(**knobs: Any) -> None:
+        changed.update(knobs)
+        emulator.configure(**knobs)
+
+    yield configure
+    emulator.clear_faults()
+    if changed:
+        emulator.configure(**{name: None for name in changed})
+
+
+def control(emulator: Emulator, method: str, path: str, **kwargs: Any) -> requests.Response:
+    response = requests.request(method, f"{emulator.base}/_emulator/{path}", verify=emulator.ca, timeout=30, **kwargs)
+    response.raise_for_status()
+    return response
+
+
+def run_cleanup(base: str) -> None:
+    """Run the timer function now, as Azure Functions runs any non-HTTP function by hand."""
+    response = requests.post(f"{base}/admin/functions/cleanup_deleted_users", json={"input": ""}, timeout=30)
+    assert response.status_code == 202
+
+
+def wait_for(condition: Callable[[], bool], what: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def mapping_row(table, user: User) -> dict | None:
+    rows = list(table.query_entities("AppUserId eq @u and RowKey eq 'identity'", parameters={"u": user.app_user_id}))
+    return rows[0] if rows else None
+
+
+def tombstone_row(table, user: User) -> dict | None:
+    rows = list(table.query_entities("PartitionKey eq 'tombstones' and AppUserId eq @u", parameters={"u": user.app_user_id}))
+    return rows[0] if rows else None
+
+
+def summary_after(host: FunctionHost, lines_before: int, seconds: float = 60) -> str:
+    """The sweep summary line a host logged after ``lines_before`` lines of its log."""
+    def found() -> str | None:
+        lines = host.log_text().splitlines()[lines_before:]
+        return next((line for line in lines if "cleanup found=" in line or "cleanup dry run found=" in line), None)
+
+    wait_for(lambda: found() is not None, "the sweep's summary line", seconds)
+    return found() or ""

@@ -1,0 +1,139 @@
+"""LastSeenAt is kept current whether or not inactivity cleanup is on, so switching it on never
+deletes the identity of someone who used the service within CLEANUP_INACTIVE_DAYS; a row whose
+last-seen was never kept is never judged inactive (ACS deletion cannot be undone).
+
+Time passing is simulated by moving the row's LastSeenAt back, as a day going by would leave it.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from tests.conftest import Api, Emulator, FunctionHost, User, new_user
+
+from .conftest import mapping_row, run_cleanup, summary_after, wait_for
+
+
+def _set(table, user: User, **values) -> None:
+    row = mapping_row(table, user)
+    row.update(values)
+    table.update_entity(row, mode="replace")
+
+
+def _ago(days: float) -> datetime:
+    return datetime.now(timezone.utc) - timedelta(days=days)
+
+
+@pytest.fixture(scope="module")
+def daily_host(stack: dict):
+    """Inactivity cleanup off (as the stack's host). It reads the user's row on every reusing
+    request (REVOCATION_CHECK_SECONDS=0), so each simulated day's request sees that day's row
+    without waiting out the instance's 60 s identity memory. No per-minute request limit: the
+    90 simulated days' requests come within seconds."""
+    host = FunctionHost(
+        stack, {"CLEANUP_INACTIVE_DAYS": "0", "REVOCATION_CHECK_SECONDS": "0", "TOKEN_REQUESTS_PER_MINUTE": "0"}, "lifecycle-daily"
+    )
+    yield host
+    host.stop()
+
+
+@pytest.fixture(scope="module")
+def switched_on(stack: dict):
+    host = FunctionHost(stack, {"CLEANUP_INACTIVE_DAYS": "30"}, "lifecycle-inactivity-on")
+    yield host
+    host.stop()
+
+
+def test_daily_user_for_90_days_with_cleanup_off_keeps_their_identity_when_it_is_switched_on(
+    daily_host: FunctionHost, switched_on: FunctionHost, emulator: Emulator, table
+):
+    api = Api(daily_host.base)
+    daily, idle = new_user(), new_user()
+    daily_id = api.token(daily).json()["communicationUserId"]
+    idle_id = api.token(idle).json()["communicationUserId"]
+    _set(table, daily, CreatedAt=_ago(90))
+    for day in range(90):
+        _set(table, daily, LastSeenAt=_ago(1.01))  # a day has gone by since the last recorded use
+        assert api.token(daily).status_code == 200
+        wait_for(lambda: _ago(0.01) < mapping_row(table, daily)["LastSeenAt"], f"day {day}'s use to be recorded")
+    # The idle user, by contrast, really has not been seen for 100 days (kept last-seen).
+    _set(table, idle, LastSeenAt=_ago(100))
+
+    lines = len(switched_on.log_text().splitlines())
+    run_cleanup(switched_on.base)
+    summary_after(switched_on, lines)
+    live = emulator.identities()
+    assert daily_id in live and mapping_row(table, daily) is not None
+    assert idle_id not in live and mapping_row(table, idle) is None
+
+
+def test_rows_whose_last_seen_was_never_kept_are_never_judged_inactive(
+    api: Api, switched_on: FunctionHost, emulator: Emulator, table
+):
+    """A row as written before last-seen was kept on every use: LastSeenAt is its creation
+    date, months ago, and says nothing about use. Its identity stays."""
+    user = new_user()
+    identity = api.token(user).json()["communicationUserId"]
+    row = mapping_row(table, user)
+    legacy = {k: v for k, v in row.items() if k != "LastSeenKept"}
+    legacy.update(CreatedAt=_ago(200), LastSeenAt=_ago(200))
+    table.upsert_entity(legacy, mode="replace")
+
+    lines = len(switched_on.log_text().splitlines())
+    run_cleanup(switched_on.base)
+    summary_after(switched_on, lines)
+    assert identity in emulator.identities() and mapping_row(table, user) is not None
+
+
+def test_the_first_use_after_an_upgrade_makes_last_seen_trustworthy(api: Api, instance_b: Api, table):
+    user = new_user()
+    api.token(user)
+    row = mapping_row(table, user)
+    legacy = {k: v for k, v in row.items() if k != "LastSeenKept"}
+    legacy["LastSeenAt"] = _ago(200)
+    table.upsert_entity(legacy, mode="replace")
+    assert instance_b.token(user).status_code == 200  # B reads the row on this, its first call
+    wait_for(lambda: mapping_row(table, user).get("LastSeenKept") is True, "last-seen to be kept")
+    assert mapping_row(table, user)["LastSeenAt"] > _ago(0.01)
+
+
+def test_warm_requests_write_last_seen_at_most_once_a_day_with_cleanup_off(api: Api, table):
+    user = new_user()
+    api.token(user)
+    etag = mapping_row(table, user).metadata["etag"]
+    for _ in range(5):
+        assert api.token(user, fresh=True).status_code == 200
+        assert api.token(user).status_code == 200
+    time.sleep(0.5)
+    assert mapping_row(table, user).metadata["etag"] == etag, "a user seen today is not written again"
+
+
+def test_sweep_rereads_the_row_and_spares_a_user_seen_since_the_scan(
+    api: Api, stack: dict, emulator: Emulator, table, acs_behaves
+):
+    """Two inactive users; ACS is slow (3 s) and the sweep deletes one at a time. While it
+    deletes the first, the second comes back (to an instance that reads their row): the sweep
+    reads the row again right before deleting and spares them."""
+    first, second = User(f"aaa-{new_user().user_id}"), User(f"zzz-{new_user().user_id}")
+    first_id = api.token(first).json()["communicationUserId"]
+    second_id = api.token(second).json()["communicationUserId"]
+    _set(table, first, LastSeenAt=_ago(100))
+    _set(table, second, LastSeenAt=_ago(100))
+    host = FunctionHost(stack, {"CLEANUP_INACTIVE_DAYS": "30", "CLEANUP_CONCURRENCY": "1"}, "lifecycle-reread")
+    try:
+        acs_behaves(latencyMs=3000)
+        lines = len(host.log_text().splitlines())
+        run_cleanup(host.base)
+        time.sleep(1.0)  # the sweep has listed both rows and is deleting the first one
+        assert Api(host.base).token(second).status_code == 200
+        wait_for(lambda: mapping_row(table, second)["LastSeenAt"] > _ago(0.01), "the return to be recorded")
+        summary = summary_after(host, lines, seconds=120)
+    finally:
+        host.stop()
+    assert re.search(r"kept_active=[1-9]", summary), summary
+    assert second_id in emulator.identities() and mapping_row(table, second)["CommunicationUserId"] == second_id
+    assert first_id not in emulator.identities()
