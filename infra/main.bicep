@@ -238,6 +238,9 @@ param cleanupConcurrency int = 16
 @maxValue(720)
 param cleanupTombstoneRetentionHours int = 24
 
+@description('Where the alert rules e-mail; empty: they fire in Azure Monitor only.')
+param alertEmail string = ''
+
 @description('Flex Consumption only: upper bound on function instances; caps the bill under a flood of requests. 40 is the lowest Flex Consumption allows.')
 @minValue(40)
 @maxValue(1000)
@@ -548,6 +551,23 @@ module link 'app/link.bicep' = {
     staticWebAppName: web.outputs.name
     functionAppId: apiId
     functionAppLocation: location
+  }
+}
+
+module observability 'app/observability.bicep' = {
+  name: 'observability'
+  scope: rg
+  dependsOn: [
+    apiAuth
+  ]
+  params: {
+    location: location
+    tags: tags
+    logAnalyticsName: monitoring.outputs.logAnalyticsName
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    communicationServiceName: acs.outputs.name
+    functionAppName: functionAppName
+    alertEmail: alertEmail
   }
 }
 
