@@ -220,7 +220,13 @@ async function revoke() {
   await revokeTokens();
   dropCredential();
   showNoToken("None (all tokens revoked)");
-  showStatus("All tokens issued to your identity were revoked and no longer work. Get a new token to continue.");
+  // ACS promises no immediate stop: a revocation "can take up to 15 minutes to propagate"
+  // (learn.microsoft.com/azure/communication-services/concepts/identity-model). Deleting the
+  // identity is what stops its tokens at once.
+  showStatus(
+    "All tokens issued to your identity so far were revoked. Communication Services may keep accepting them " +
+      "for up to 15 minutes; deleting your identity stops them at once. Get a new token to continue.",
+  );
 }
 
 async function removeIdentity() {
