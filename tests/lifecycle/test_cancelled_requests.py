@@ -1,0 +1,50 @@
+"""A request cancelled while ACS creates its user's identity (the request deadline passed, the
+client went away) does not orphan the identity: the create-and-record work finishes on its own
+and the identity ends up mapped. The token service runs in this test's process against the
+stack's real Azurite and ACS emulator, so the cancellation can be placed while the create is at
+ACS (the emulator answers after 1.5 s)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from shared.acs_identity import AcsIdentityClient
+from shared.identity_store import IdentityStore
+from shared.settings import load_settings
+from shared.token_service import TokenService
+from tests.conftest import Emulator, new_user
+
+from .conftest import mapping_row
+
+
+async def test_a_request_cancelled_while_acs_creates_the_identity_still_maps_it(
+    stack: dict, emulator: Emulator, table, acs_behaves
+):
+    settings = load_settings({"ACS_CONNECTION_STRING": stack["acsConnectionString"],
+                              "TABLES_CONNECTION_STRING": stack["tablesConnectionString"]})
+    store, acs = IdentityStore(settings), AcsIdentityClient(settings)
+    service = TokenService(settings, store, acs)
+    user = new_user()
+    before = await asyncio.to_thread(emulator.identities)
+    acs_behaves(latencyMs=1500)
+    try:
+        request = asyncio.create_task(service.issue_token(user.app_user_id, ("chat",), 60))
+        await asyncio.sleep(0.7)  # the create is at ACS now
+        request.cancel()
+        try:
+            await request
+        except asyncio.CancelledError:
+            pass
+        else:
+            raise AssertionError("the request should have been cancelled before ACS answered")
+        deadline = time.monotonic() + 30
+        while await asyncio.to_thread(mapping_row, table, user) is None:
+            assert time.monotonic() < deadline, "the identity was never mapped"
+            await asyncio.sleep(0.2)
+        row = await asyncio.to_thread(mapping_row, table, user)
+        made = await asyncio.to_thread(emulator.identities) - before
+        assert made == {row["CommunicationUserId"]}, "exactly one identity, and it is the mapped one"
+    finally:
+        await store.close()
+        await acs.close()
