@@ -3,7 +3,11 @@
 azure-core's retry policy already retries 408/429/5xx (POST included) with exponential backoff and
 honours Retry-After; the service only bounds it, so a request fails fast (503 with Retry-After)
 instead of hanging its caller. The cleanup sweep passes ``retries=0``: it paces itself on
-Retry-After across all its workers rather than letting each one sleep.
+Retry-After across all its workers rather than letting each one sleep. One call is never retried
+at all: the ACS identity create (shared/acs_identity.py passes ``retry_total=0`` with it), because
+a re-sent create whose first reply was lost makes a second identity while the first is lost.
+A conditional table write re-sent after a lost reply is safe: its refusal is read back
+(shared/identity_store.py).
 """
 
 from __future__ import annotations
