@@ -1,7 +1,8 @@
 """A small bounded in-process cache with per-entry expiry.
 
-It keeps the warm token path free of table reads: ACS's own 404 is the signal that a cached
-identity was deleted, and the TTL bounds how long another instance's changes go unseen.
+It keeps the warm token path free of table reads: ACS's answer for an identity it no longer has is
+the signal that a cached identity was deleted, and the TTL bounds how long another instance's
+changes go unseen (a revoke, on the path that reuses tokens, is re-read sooner: token_service.py).
 """
 
 from __future__ import annotations
