@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--only p1,p2,p3,p4,sweep]`: every figure against the running local
+"""`python -m bench [--quick] [--only p3,p5,p1,p2,p6,memory,p4,sweep]`: every figure against the running local
 stack (`make bench` starts a fresh one), then bench/RESULTS.md and bench/results.png (a quick
 run writes its summary to bench/results/ instead, so the committed figures are full runs)."""
 
@@ -16,7 +16,7 @@ from typing import Any
 
 import aiohttp
 
-from . import cold_start, cpu_per_request, refresh_storm, report, sweep, warm_token
+from . import cold_first_token, cold_start, cpu_per_request, memory, refresh_storm, report, sweep, throughput, warm_token
 from .stack import Emulator, load_stack
 
 HERE = Path(__file__).resolve().parent
@@ -25,10 +25,13 @@ ACS_LATENCY_MS = 20
 COST_LIMIT_SCALE = 100
 #: The sweep's deleteIdentity limit is 500/30 s × this, so 10,000 users take about a minute.
 SWEEP_LIMIT_SCALE = 10
-FIGURES = ("p3", "p1", "p2", "p4", "sweep")
+FIGURES = ("p3", "p5", "p1", "p2", "p6", "memory", "p4", "sweep")
 
-FULL = {"p1_iterations": 400, "p2_requests": 4000, "p3_samples": 15, "p4_seconds": 60.0, "sweep_users": 10_000}
-QUICK = {"p1_iterations": 100, "p2_requests": 1000, "p3_samples": 5, "p4_seconds": 15.0, "sweep_users": 2000}
+FULL = {"p1_iterations": 400, "p2_requests": 4000, "p3_samples": 15, "p4_seconds": 60.0, "sweep_users": 10_000,
+        "p5_samples": 9, "p6_rounds": 10, "p6_window_seconds": 3.0, "p6_profile_seconds": 5.0, "memory_users": 100_000}
+QUICK = {"p1_iterations": 100, "p2_requests": 1000, "p3_samples": 5, "p4_seconds": 15.0, "sweep_users": 2000,
+         "p5_samples": 3, "p6_rounds": 2, "p6_window_seconds": 3.0, "p6_profile_seconds": 3.0, "memory_users": 20_000}
+LOGS = HERE / "results"
 
 
 def _say(message: str) -> None:
@@ -46,6 +49,11 @@ async def _run(only: set[str], sizes: dict[str, Any]) -> dict[str, Any]:
         emulator = Emulator(session, stack)
         try:
             await emulator.configure(latencyMs=ACS_LATENCY_MS, limitScale=COST_LIMIT_SCALE, requestsPerSecond=None)
+            if "p5" in only:
+                _say(f"P5 cold first token: {sizes['p5_samples']} fresh hosts and bare SDK processes, interleaved…")
+                results["p5_cold_first_token"] = await asyncio.to_thread(cold_first_token.run, stack, sizes["p5_samples"], LOGS)
+                _say(f"  ratio {results['p5_cold_first_token']['ratio']}, largest host part "
+                     f"{results['p5_cold_first_token']['largest_host_part']}")
             if "p1" in only:
                 _say(f"P1 warm token request: {sizes['p1_iterations']} interleaved pairs…")
                 results["p1_warm_token"] = await warm_token.run(session, stack, emulator, sizes["p1_iterations"])
@@ -56,6 +64,20 @@ async def _run(only: set[str], sizes: dict[str, Any]) -> dict[str, Any]:
                 results["p2_cpu_per_request"] = await cpu_per_request.run(stack, emulator, sizes["p2_requests"])
                 _say(f"  ratio {results['p2_cpu_per_request']['ratio']}, peak RSS "
                      f"{results['p2_cpu_per_request']['memory']['peak_rss_under_load_mb']} MB")
+            if "p6" in only:
+                _say(f"P6 throughput: {throughput.CONCURRENCY} callers, {sizes['p6_rounds']} interleaved rounds of "
+                     f"{sizes['p6_window_seconds']:g} s per side, then a profiled window…")
+                results["p6_throughput"] = await throughput.run(stack, emulator, sizes["p6_rounds"], sizes["p6_window_seconds"],
+                                                                sizes["p6_profile_seconds"], LOGS)
+                p6 = results["p6_throughput"]
+                _say(f"  throughput ratio {p6['throughput_ratio']}, p99 ratio {p6['p99_ratio']}, "
+                     f"host CPU {p6['host']['host_cpu_ms_per_request']} ms per request")
+            if "memory" in only:
+                _say(f"Memory: every in-process cache filled to {sizes['memory_users']} users…")
+                results["memory"] = await memory.run(stack, LOGS, sizes["memory_users"])
+                _say(f"  RSS {results['memory']['rss_filled_mb']} MB filled, "
+                     f"{results['memory']['rss_after_second_fill_mb']} MB after as many again; "
+                     f"bounded: {results['memory']['all_bounded']}")
             if "p4" in only:
                 _say(f"P4 refresh storm: {refresh_storm.USERS} users for {sizes['p4_seconds']:.0f} s at the real limits…")
                 results["p4_refresh_storm"] = await refresh_storm.run(stack, emulator, sizes["p4_seconds"], COST_LIMIT_SCALE)

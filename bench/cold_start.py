@@ -4,6 +4,7 @@ more than the SDKs' own. Each sample is a fresh interpreter; the two kinds alter
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from typing import Any
@@ -21,13 +22,37 @@ SDK_MODULES = (
     "jwt",
 )
 
-_TIMED_IMPORT = "import time; t = time.perf_counter(); {statement}; print(time.perf_counter() - t)"
+_TIMED_IMPORT = ("import time; t = time.perf_counter(); {statement}; e = time.perf_counter() - t; import sys; "
+                 "print(sorted({{m.split('.')[0] for m in sys.modules if m.startswith(('opentelemetry', 'azure.monitor'))}})); "
+                 "print(e)")
+
+#: Telemetry distributions that may be installed beside the app (requirements.txt) but stay
+#: unloaded until telemetry is configured.
+TELEMETRY_DISTRIBUTIONS = ("azure-monitor-opentelemetry", "opentelemetry-sdk", "opentelemetry-api",
+                           "azure-core-tracing-opentelemetry")
+
+_telemetry_loaded: set[str] = set()
 
 
 def _import_seconds(statement: str) -> float:
     done = subprocess.run([sys.executable, "-c", _TIMED_IMPORT.format(statement=statement)], cwd=ROOT,
                           capture_output=True, text=True, check=True)
-    return float(done.stdout.strip().splitlines()[-1])
+    *_, loaded, seconds = done.stdout.strip().splitlines()
+    if statement == "import function_app":
+        _telemetry_loaded.update(ast.literal_eval(loaded))  # a list of names printed by the child
+    return float(seconds)
+
+
+def _installed(names: tuple[str, ...]) -> list[str]:
+    from importlib import metadata
+
+    found = []
+    for name in names:
+        try:
+            found.append(f"{name}=={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            pass
+    return found
 
 
 def run(samples: int) -> dict[str, Any]:
@@ -47,4 +72,6 @@ def run(samples: int) -> dict[str, Any]:
         "sdks_median_ms": round(median(sdks) * 1000, 1),
         "sdks_p95_ms": round(percentile(sdks, 95) * 1000, 1),
         "ratio": round(median(app) / median(sdks), 3),
+        "telemetry_installed": _installed(TELEMETRY_DISTRIBUTIONS),
+        "telemetry_loaded_by_import": sorted(_telemetry_loaded),
     }

@@ -5,6 +5,7 @@ FUNCHOST-ARGS…`` runs ``devstack.funchost`` unchanged, and additionally
   listened, when its first request arrived and was answered, and (bench.probe) every SDK HTTP
   request and credential token of that first request; written as JSON to BENCH_PROBE_OUT
   shortly after the first response (P5);
+- on SIGUSR2, when BENCH_GC_OUT is set, starts or stops counting garbage-collection CPU time;
 - on SIGUSR1, when BENCH_CACHE_REPORT is set, fills every in-process cache of the app to the
   number of users in BENCH_CACHE_USERS and writes what it found to that file (memory figure,
   bench.cache_fill).
@@ -66,6 +67,8 @@ def _patch_listen() -> None:
     async def start(self: Any) -> None:
         await original(self)
         probe.mark("listening")
+        if os.environ.get("BENCH_GC_OUT"):
+            _count_gc_on_signal()
         if os.environ.get("BENCH_CACHE_REPORT"):
             from .cache_fill import fill_on_signal
 
@@ -91,38 +94,22 @@ def _patch_first_request() -> None:
     FunctionHost._handle = handle
 
 
-def _count_gc() -> None:
-    """CPU time spent in the cyclic garbage collector, per generation, and the process's whole
-    CPU time (BENCH_GC_OUT, written at exit). Thread CPU time, so a collection that was
-    preempted by another process on the shared cores does not count the wait."""
-    import atexit
-    import gc
+def _count_gc_on_signal() -> None:
+    """SIGUSR2 starts counting the garbage collector's CPU time (bench.gc_meter); the next
+    SIGUSR2 stops and writes the count to BENCH_GC_OUT."""
+    from . import gc_meter
 
-    totals = {"collections": [0, 0, 0], "seconds": [0.0, 0.0, 0.0], "collected": [0, 0, 0]}
-    started: list[float] = []
+    def toggle() -> None:
+        if gc_meter.running():
+            with open(os.environ["BENCH_GC_OUT"], "w") as out:
+                json.dump(gc_meter.stop(), out)
+        else:
+            gc_meter.start()
 
-    def callback(phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            started[:] = [time.thread_time()]
-        elif started:
-            generation = info["generation"]
-            totals["collections"][generation] += 1
-            totals["seconds"][generation] += time.thread_time() - started[0]
-            totals["collected"][generation] += info["collected"]
-
-    def write() -> None:
-        totals["objects_tracked_at_exit"] = len(gc.get_objects())
-        totals["process_cpu_seconds"] = time.process_time()
-        with open(os.environ["BENCH_GC_OUT"], "w") as out:
-            json.dump(totals, out)
-
-    gc.callbacks.append(callback)
-    atexit.register(write)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR2, toggle)
 
 
 def main() -> int:
-    if os.environ.get("BENCH_GC_OUT"):
-        _count_gc()
     _patch_import()
     _patch_listen()
     _patch_first_request()

@@ -9,7 +9,8 @@ It reads its users on stdin first (one JSON line: for ``host`` a list of princip
 ``sdk`` a list of communicationUserIds), then one command a line: ``run SECONDS`` starts
 CONCURRENCY callers that each send requests back to back for that long, over long-lived
 connections, and answers with one JSON line (requests finished inside the window, all requests,
-statuses, latencies, this process's CPU seconds). ``quit`` ends it.
+statuses, latencies, this process's CPU seconds); ``gc SECONDS`` does the same with the garbage
+collector's CPU time counted (bench.gc_meter). ``quit`` ends it.
 
 The host side asks with ``Cache-Control: no-cache`` so every request is an issueAccessToken at
 ACS, as every SDK call is. The SDK side uses the service's own credential and client
@@ -26,6 +27,7 @@ import time
 from datetime import timedelta
 from typing import Any, Awaitable, Callable
 
+from . import gc_meter
 from .measure import percentile
 from .stack import SCOPES, TOKEN_MINUTES
 
@@ -81,9 +83,13 @@ async def _serve(call: Callable[[int, int], Awaitable[int]], concurrency: int) -
         if not line or line == "quit":
             return
         command, _, argument = line.partition(" ")
-        if command != "run":
+        if command not in ("run", "gc"):
             raise SystemExit(f"unknown command {command!r}")
+        if command == "gc":
+            gc_meter.start()
         result = await _window(float(argument), concurrency, call)
+        if command == "gc":
+            result["gc"] = gc_meter.stop()
         print(json.dumps(result), flush=True)
 
 

@@ -36,6 +36,42 @@ def goals(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None, str
                      p3["ratio"] <= 1.15,
                      f"median of {p3['samples']} fresh processes each; {p3['function_app_median_ms']:.0f} ms vs "
                      f"{p3['sdks_median_ms']:.0f} ms"))
+    if p5 := results.get("p5_cold_first_token"):
+        parts = p5["host_parts_median_ms"]
+        bare = p5["bare_parts_median_ms"]
+        rows.append(("P5 cold first token: fresh host / fresh bare SDK process, median", f"{p5['ratio']:.3f}", "≤ 1.2",
+                     p5["ratio"] <= 1.2,
+                     f"{p5['samples']} interleaved pairs, process start to the first 200 for a new user; host "
+                     f"{p5['host_median_ms']:.0f} ms, bare {p5['bare_median_ms']:.0f} ms (p95 {p5['host_p95_ms']:.0f} / "
+                     f"{p5['bare_p95_ms']:.0f} ms)"))
+        rows.append(("P5 host parts (median ms)", _largest(parts), "reported", None,
+                     "; ".join(f"{_part(k)} {v:.0f}" for k, v in parts.items())))
+        rows.append(("P5 bare SDK parts (median ms)", _largest(bare), "reported", None,
+                     "; ".join(f"{_part(k)} {v:.0f}" for k, v in bare.items())))
+    if p6 := results.get("p6_throughput"):
+        host, sdk = p6["host"], p6["sdk"]
+        rows.append((f"P6 throughput per instance: host / bare SDK, {p6['concurrency']} callers", f"{p6['throughput_ratio']:.3f}",
+                     "≥ 0.9", p6["throughput_ratio"] >= 0.9,
+                     f"median of {p6['rounds']} interleaved rounds' ratios ({', '.join(f'{r:.2f}' for r in p6['round_ratios'])}); "
+                     f"host {host['requests_per_second']:.0f}/s, SDK {sdk['requests_per_second']:.0f}/s"
+                     + ("; instance process on CPU 0, emulator and load generator on CPU 1" if p6.get("pinned") else "")))
+        rows.append(("P6 p99 latency: host / bare SDK", f"{p6['p99_ratio']:.3f}", "≤ 1.3", p6["p99_ratio"] <= 1.3,
+                     f"host p99 {host['latency_p99_ms']:.0f} ms (p50 {host['latency_p50_ms']:.0f}), SDK p99 "
+                     f"{sdk['latency_p99_ms']:.0f} ms (p50 {sdk['latency_p50_ms']:.0f}); statuses host {host['statuses']}, SDK {sdk['statuses']}"))
+        gc_share = p6.get("host_gc") or {}
+        gc_text = (f"; garbage collection {100 * gc_share['host']['share_of_cpu']:.0f}% of the host's CPU, "
+                   f"{100 * gc_share['sdk']['share_of_cpu']:.0f}% of the SDK process's" if gc_share else "")
+        rows.append(("P6 CPU per request under load: host / bare SDK", f"{p6['cpu_ratio']:.3f}", "reported", None,
+                     f"host process {host['host_cpu_ms_per_request']:.2f} ms, SDK process {sdk['client_cpu_ms_per_request']:.2f} ms, "
+                     f"host side's load generator {host['client_cpu_ms_per_request']:.2f} ms"
+                     + gc_text))
+    if memory := results.get("memory"):
+        rows.append((f"Memory: host RSS, every cache holding {memory['users']:,} users", f"{memory['rss_filled_mb']:.0f} MB", "reported",
+                     None, f"{memory['rss_before_mb']:.0f} MB before; {len(memory['ttl_caches'])} caches found, all filled from real "
+                     f"entries: {'yes' if memory['all_filled'] else 'no'}"))
+        rows.append(("Memory: every cache bounded", "yes" if memory["all_bounded"] else "no", "yes", memory["all_bounded"],
+                     f"{memory['users']:,} more users pushed through each: RSS {memory['rss_after_second_fill_mb']:.0f} MB, "
+                     f"no cache over its bound; in-flight tables empty after the load"))
     if p4 := results.get("p4_refresh_storm"):
         rows.append(("P4 refresh storm: 429s reaching a user", str(p4["user_429s"]), "0", p4["user_429s"] == 0,
                      f"{p4['users']} users every {p4['interval_seconds']:.0f} s for {p4['seconds']:.0f} s: "
@@ -59,6 +95,57 @@ def goals(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None, str
     return rows
 
 
+_PART_NAMES = {"interpreter_ms": "interpreter", "host_start_ms": "host start", "app_import_ms": "app import",
+               "wait_for_request_ms": "to first request", "sdk_import_ms": "SDK imports", "credential_ms": "credential tokens",
+               "table_ms": "table calls", "acs_ms": "ACS call", "other_ms": "rest"}
+
+
+def _part(key: str) -> str:
+    return _PART_NAMES.get(key, key)
+
+
+def _largest(parts: dict[str, float]) -> str:
+    name = max(parts, key=lambda k: parts[k])
+    return f"largest: {_part(name)}"
+
+
+def details(results: dict[str, Any]) -> list[str]:
+    """The sections under the table: P6's profile and the memory figure's caches."""
+    lines: list[str] = []
+    p6 = results.get("p6_throughput")
+    if p6 and "self_top" in p6.get("profile", {}):
+        profile = p6["profile"]
+        lines += [
+            "## Where the host's CPU goes under P6's load",
+            "",
+            f"py-spy, {profile['samples']} samples at 200 Hz of the function host while {p6['concurrency']} callers sent "
+            f"{profile['requests']} token requests (share of samples; idle time not sampled).",
+            "",
+            "| By package (own time) | % |  | By function (own time) | % |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for (package, share), (function, own) in zip(profile["packages_self"][:12], profile["self_top"][:12]):
+            lines.append(f"| {package} | {share:.1f} |  | `{function}` | {own:.1f} |")
+        lines += ["", "The service's own functions, including what they call:", "",
+                  "| Function | % of samples |", "| --- | --- |"]
+        lines += [f"| `{name}` | {share:.1f} |" for name, share in profile["service_inclusive"][:8]]
+        lines.append("")
+    memory = results.get("memory")
+    if memory:
+        lines += [
+            f"## Memory: each cache with {memory['users']:,} users",
+            "",
+            "| Cache | Bound | TTL s | Entries after fill | After as many again | RSS added by the fill |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        for cache in memory["ttl_caches"]:
+            lines.append(f"| `{cache['name']}` | {cache['max_entries']:,} | {cache['ttl_seconds']:g} | {cache['entries_after_fill']:,} | "
+                         f"{cache['entries_after_second_fill']:,} | {cache['rss_added_mb']:.1f} MB |")
+        flights = ", ".join(f"`{f['name']}` {f['in_flight']}" for f in memory["single_flights"])
+        lines += ["", f"Single flights (entries exist only while a call is in flight), after the load: {flights}.", ""]
+    return lines
+
+
 def markdown(results: dict[str, Any], plot_name: str) -> str:
     meta = results["meta"]
     lines = [
@@ -67,7 +154,9 @@ def markdown(results: dict[str, Any], plot_name: str) -> str:
         f"Written by `make bench` (`python -m bench{' --quick' if meta['quick'] else ''}`) on {meta['finished']} "
         f"against a fresh local stack; {meta['cpus']} CPUs, Python {meta['python']}. ACS emulator latency "
         f"{meta['acs_latency_ms']} ms per call. P1 and P2 run with the emulator's limits scaled ×{meta['p1_p2_limit_scale']:g} "
-        "(they measure cost, not throttling); P4 runs at the real limits.",
+        "(they measure cost, not throttling); P4 runs at the real limits. Every ratio compares two sides measured "
+        "interleaved in the same run (alternating pairs or windows in random order), because the machine's 2 cores "
+        "are shared with other work.",
         "",
         "| Figure | Measured | Goal | Met | How |",
         "| --- | --- | --- | --- | --- |",
@@ -75,6 +164,7 @@ def markdown(results: dict[str, Any], plot_name: str) -> str:
         "",
         f"![benchmark figures]({plot_name})",
         "",
+        *details(results),
         "Raw figures of every run: bench/results/ (not committed).",
         "",
     ]
@@ -87,13 +177,16 @@ def plot(results: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, (ratios_axis, storm_axis) = plt.subplots(1, 2, figsize=(12, 4.6), gridspec_kw={"width_ratios": [1, 1.3]})
+    figure, (ratios_axis, storm_axis) = plt.subplots(1, 2, figsize=(14, 4.6), gridspec_kw={"width_ratios": [1, 1.3]})
 
     bars = []
     for key, label, value_key, goal in (
         ("p1_warm_token", "P1 latency\nhandler/SDK", "median_ratio", 1.05),
         ("p2_cpu_per_request", "P2 CPU\nhost/SDK", "ratio", 1.3),
         ("p3_cold_start", "P3 import\napp/SDKs", "ratio", 1.15),
+        ("p5_cold_first_token", "P5 cold token\nhost/bare", "ratio", 1.2),
+        ("p6_throughput", "P6 req/s\nhost/SDK", "throughput_ratio", 0.9),
+        ("p6_throughput", "P6 p99\nhost/SDK", "p99_ratio", 1.3),
         ("sweep", "Sweep rate\n/limit", "fraction_of_limit", 0.8),
     ):
         if key in results:
@@ -101,7 +194,8 @@ def plot(results: dict[str, Any], path: Path) -> None:
     if bars:
         positions = range(len(bars))
         values = [v for _, v, _ in bars]
-        colours = ["tab:green" if (v >= g if "Sweep" in label else v <= g) else "tab:red" for label, v, g in bars]
+        at_least = ("Sweep", "req/s")
+        colours = ["tab:green" if (v >= g if any(a in label for a in at_least) else v <= g) else "tab:red" for label, v, g in bars]
         ratios_axis.bar(positions, values, color=colours, width=0.6)
         for x, (_, value, goal) in zip(positions, bars):
             ratios_axis.hlines(goal, x - 0.4, x + 0.4, colors="black", linestyles="dashed")
