@@ -78,11 +78,13 @@ class Api:
 
     base: str
     session: requests.Session = field(default_factory=requests.Session)
+    #: The log of the function host behind it, when a test started that host.
+    log: Path | None = None
 
     def call(self, method: str, path: str, user: User | None = None, headers: dict | None = None, **kwargs: Any) -> requests.Response:
         merged = {**(user.headers if user else {}), **(headers or {})}
         response = self.session.request(method, f"{self.base}{path}", headers=merged, timeout=60, **kwargs)
-        record_secrets(merged, response)
+        record_secrets(merged, response, kwargs.get("json"))
         return response
 
     def token(self, user: User, body: dict | None = None, fresh: bool = False) -> requests.Response:
@@ -217,8 +219,11 @@ SECRETS = Secrets()
 _CREDENTIAL_HEADERS = ("x-ms-client-principal", "authorization")
 
 
-def record_secrets(headers: dict[str, str] | None, response: requests.Response | None = None) -> None:
-    """Note the credentials a request carried and any token its answer handed out."""
+def record_secrets(headers: dict[str, str] | None, response: requests.Response | None = None, body: Any = None) -> None:
+    """Note the credentials a request carried (headers, a Teams token in its body) and any token
+    its answer handed out."""
+    if isinstance(body, dict) and isinstance(body.get("teamsToken"), str):
+        SECRETS.add(body["teamsToken"])
     for name, value in (headers or {}).items():
         if name.lower() in _CREDENTIAL_HEADERS and isinstance(value, str):
             SECRETS.add(value, value.partition(" ")[2])
@@ -349,7 +354,7 @@ def connection_string_api(stack: dict) -> Iterator[Api]:
         "ACS_CONNECTION_STRING": stack["acsConnectionString"],
         "TABLES_CONNECTION_STRING": stack["tablesConnectionString"],
     }, "connection-strings")
-    yield Api(host.base)
+    yield Api(host.base, log=host.log)
     host.stop()
 
 

@@ -52,7 +52,7 @@ def start_host(stack: dict) -> Iterator[Callable[[dict[str, str], str], Api]]:
     def start(overrides: dict[str, str], name: str) -> Api:
         host = FunctionHost(stack, overrides, name)
         hosts.append(host)
-        return Api(host.base)
+        return Api(host.base, log=host.log)
 
     yield start
     for host in hosts:

@@ -30,6 +30,8 @@ class FaultProxy:
         self.bytes_to_upstream = 0
         self.bytes_to_client = 0
         self.last_activity = time.monotonic()
+        #: Seconds each chunk from the dependency is held before it is passed on (a slow server).
+        self.delay_seconds = 0.0
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="fault-proxy", daemon=True)
         self._server: asyncio.base_events.Server | None = None
@@ -106,6 +108,8 @@ class FaultProxy:
         async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, to_upstream: bool) -> None:
             try:
                 while chunk := await reader.read(65536):
+                    if not to_upstream and self.delay_seconds > 0:
+                        await asyncio.sleep(self.delay_seconds)
                     self.last_activity = time.monotonic()
                     if to_upstream:
                         self.bytes_to_upstream += len(chunk)

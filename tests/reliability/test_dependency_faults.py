@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from tests.conftest import Api, Emulator, new_user
+from tests.conftest import CREATES, Api, Emulator, expect_error, new_user
 from tests.reliability.conftest import orphans
 from tests.reliability.fault_proxy import FaultProxy
 from tests.reliability.support import FIGURES, SECRETS, error_body
@@ -55,18 +55,34 @@ def _faulted(emulator: Emulator) -> int:
 # -- ACS: errors ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("status", [429, 500, 503])
-def test_transient_acs_errors_are_retried_into_a_success(api: Api, clean_emulator: Emulator, status: int):
-    """Two failures in a row fit the retry budget: first call and refresh both succeed."""
+def test_transient_acs_errors_on_issue_are_retried_into_a_success(api: Api, clean_emulator: Emulator, status: int):
+    """Two failures in a row fit the retry budget: the refresh succeeds, after three issue calls."""
     user = new_user()
-    before = _faulted(clean_emulator)
-    clean_emulator.fault(status, count=2, operations=["createIdentity"], retry_after=1)
     first = _ok(api.token(user))
+    before, issues = _faulted(clean_emulator), clean_emulator.calls("issueAccessToken")
     clean_emulator.fault(status, count=2, operations=["issueAccessToken"], retry_after=1)
     again = _ok(api.token(user, fresh=True))
     assert again["communicationUserId"] == first["communicationUserId"]
-    assert _faulted(clean_emulator) - before == 4, "the faults were not all met (and retried)"
+    assert _faulted(clean_emulator) - before == 2, "the faults were not all met (and retried)"
+    assert clean_emulator.calls("issueAccessToken") - issues == 3
     assert clean_emulator.verify(again["token"])["valid"]
-    FIGURES.survived(f"ACS {status} x2 on create, x2 on issue: retried")
+    FIGURES.survived(f"ACS {status} x2 on issue: retried")
+
+
+@pytest.mark.parametrize("status", [429, 500, 503])
+def test_a_failed_create_is_not_retried_blindly_and_the_user_retries(api: Api, clean_emulator: Emulator, status: int):
+    """ACS has no idempotent create, so a failed one is not repeated by the service (a repeat
+    could make a second identity): one create call, 503 with Retry-After, no mapping; the
+    user's own retry then gets the identity."""
+    user = new_user()
+    creates = clean_emulator.calls(*CREATES)
+    clean_emulator.fault(status, count=1, operations=["createIdentity"], retry_after=1)
+    _unavailable(api.token(user))
+    assert clean_emulator.calls(*CREATES) - creates == 1
+    expect_error(api.call("GET", "/api/identity", user), 404, "IdentityNotFound")
+    issued = _ok(api.token(user))
+    assert api.call("GET", "/api/identity", user).json()["communicationUserId"] == issued["communicationUserId"]
+    FIGURES.survived(f"ACS {status} on create: 503, not repeated, user retry succeeds")
 
 
 @pytest.mark.parametrize("status", [429, 500, 503])
@@ -205,6 +221,7 @@ def test_table_storage_lost_between_create_and_mapping_leaves_no_orphan(
     user = new_user()
     before = orphans(clean_emulator, table)
     clean_emulator.configure(latencyMs=2500)
+    creates, deletes = clean_emulator.calls(*CREATES), clean_emulator.calls("deleteIdentity")
     traffic = proxy.bytes_to_client
     result: dict[str, requests.Response] = {}
     worker = threading.Thread(target=lambda: result.setdefault("r", api.token(user)))
@@ -216,6 +233,8 @@ def test_table_storage_lost_between_create_and_mapping_leaves_no_orphan(
     worker.join(60)
     clean_emulator.configure(latencyMs=None)
     _unavailable(result["r"])
+    assert clean_emulator.calls(*CREATES) - creates == 1, "ACS never created the identity: the cut came too early"
+    assert clean_emulator.calls("deleteIdentity") - deletes == 1, "the identity whose mapping was lost was not deleted"
     assert orphans(clean_emulator, table) == before, "the identity made before the mapping write failed is orphaned"
 
     proxy.up()
@@ -262,3 +281,98 @@ def test_identity_endpoint_down_gives_503_then_recovers(identity_via_proxy: Api,
     assert _ok(api.token(user, fresh=True))["communicationUserId"] == issued["communicationUserId"]
     identity_proxy.up()
     FIGURES.survived("managed identity endpoint down: 503, recovered")
+
+
+def test_table_storage_slower_than_the_budget_gives_503_and_no_identity(
+    stack: dict, tables_proxy: FaultProxy, tables_back_up: FaultProxy, start_host: Callable[[dict[str, str], str], Api],
+    emulator: Emulator,
+):
+    """Azurite answering after the 2-second budget: 503 with Retry-After, no identity made, and
+    the same host serves the user once Table Storage is fast again."""
+    parts = urlsplit(stack["tablesEndpoint"])
+    api = start_host({"TABLES_ENDPOINT": f"https://127.0.0.1:{tables_proxy.port}{parts.path}",
+                      "DEPENDENCY_TIMEOUT_SECONDS": "2"}, "tables-slow")
+    user = new_user()
+    creates = emulator.calls(*CREATES)
+    tables_proxy.delay_seconds = 4
+    try:
+        _unavailable(api.session.post(f"{api.base}/api/token", headers=user.headers, timeout=20))
+    finally:
+        tables_proxy.delay_seconds = 0
+    assert emulator.calls(*CREATES) == creates, "no identity may be made when the mapping cannot be read"
+    issued = _ok(api.token(user))
+    assert api.call("GET", "/api/identity", user).json()["communicationUserId"] == issued["communicationUserId"]
+    FIGURES.survived("Table Storage slower than the budget: 503, recovered")
+
+
+@pytest.mark.parametrize("refused", ["account-key", "managed-identity"])
+def test_table_storage_refusing_the_credentials_gives_503_and_no_identity(
+    stack: dict, start_host: Callable[[dict[str, str], str], Api], emulator: Emulator, refused: str
+):
+    """A wrong account key (connection strings), or an identity endpoint refusing the service's
+    identity (managed identity): 503, never 500, and nothing created at ACS."""
+    if refused == "account-key":
+        wrong = stack["tablesConnectionString"].replace("AccountKey=", "AccountKey=AAAA", 1)
+        overrides = {"TABLES_ENDPOINT": "", "TABLES_CONNECTION_STRING": wrong}
+    else:
+        overrides = {"IDENTITY_HEADER": "not-the-identity-header"}
+    api = start_host(overrides, f"tables-refused-{refused}")
+    user = new_user()
+    creates = emulator.calls(*CREATES)
+    expect_error(api.token(user), 503, "ServiceUnavailable")
+    expect_error(api.call("GET", "/api/identity", user), 503, "ServiceUnavailable")
+    assert emulator.calls(*CREATES) == creates
+    FIGURES.survived(f"Table Storage refusing the credentials ({refused}): 503")
+
+
+# -- ACS: unreachable, and refusing the service --------------------------------------------------
+
+@pytest.fixture(scope="module")
+def acs_proxy(stack: dict) -> Iterator[FaultProxy]:
+    parts = urlsplit(stack["acsEndpoint"])
+    proxy = FaultProxy(parts.hostname, parts.port).up()
+    yield proxy
+    proxy.close()
+
+
+def test_acs_unreachable_gives_503_and_no_mapping_then_recovers(
+    acs_proxy: FaultProxy, start_host: Callable[[dict[str, str], str], Api], table: Any
+):
+    """Nothing listens where ACS should be (connection refused): 503 with Retry-After, no mapping
+    written; once ACS is reachable the same host creates the identity."""
+    api = start_host({"ACS_ENDPOINT": f"https://127.0.0.1:{acs_proxy.port}"}, "acs-via-proxy")
+    known = new_user()
+    _ok(api.token(known))
+    user = new_user()
+    acs_proxy.down()
+    try:
+        expect_error(api.token(user), 503, "ServiceUnavailable")
+        expect_error(api.token(known, fresh=True), 503, "ServiceUnavailable")
+        expect_error(api.call("GET", "/api/identity", user), 404, "IdentityNotFound")
+    finally:
+        acs_proxy.up()
+    issued = _ok(api.token(user))
+    assert api.call("GET", "/api/identity", user).json()["communicationUserId"] == issued["communicationUserId"]
+    FIGURES.survived("ACS unreachable: 503, recovered")
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_acs_refusing_the_service_gives_503_not_the_callers_error(api: Api, clean_emulator: Emulator, status: int):
+    """ACS refusing a request the service made (a missing role, the wrong resource) is the
+    deployment's problem, not the caller's: 503 with Retry-After on create, issue, revoke and
+    delete, no mapping for a first call, and the identity kept when its delete was refused."""
+    user = new_user()
+    clean_emulator.fault(status, count=50, operations=["createIdentity"], retry_after=None)
+    expect_error(api.token(user), 503, "ServiceUnavailable")
+    clean_emulator.clear_faults()
+    expect_error(api.call("GET", "/api/identity", user), 404, "IdentityNotFound")
+
+    issued = _ok(api.token(user))
+    clean_emulator.fault(status, count=50, operations=["issueAccessToken", "revokeAccessTokens", "deleteIdentity"], retry_after=None)
+    expect_error(api.token(user, fresh=True), 503, "ServiceUnavailable")
+    expect_error(api.call("POST", "/api/token/revoke", user), 503, "ServiceUnavailable")
+    expect_error(api.call("DELETE", "/api/identity", user), 503, "ServiceUnavailable")
+    clean_emulator.clear_faults()
+    assert issued["communicationUserId"] in clean_emulator.identities()
+    assert api.call("GET", "/api/identity", user).json()["communicationUserId"] == issued["communicationUserId"]
+    FIGURES.survived(f"ACS {status} refusing the service: 503, identity kept")

@@ -12,7 +12,7 @@ def test_summary_counts_deleted_already_gone_and_untouched_users(sweep_host, emu
     doomed = host.users_with_identities(4)
     kept = host.users_with_identities(2)
     never_had_one = [new_user() for _ in range(3)]
-    assert host.mark([u.app_user_id for u, _ in doomed] + [u.app_user_id for u in never_had_one]).json() == {"marked": 7}
+    assert host.mark([u.app_user_id for u, _ in doomed] + [u.app_user_id for u in never_had_one]).json() == {"marked": 7, "matched": 4}
 
     deletes = emulator.calls("deleteIdentity")
     summary = host.sweep()
