@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 CHECKOV_VENV := .venv-checkov
 CHECKOV_VERSION := 3.3.30
 
-.PHONY: dev test bench install web browser checkov clean
+.PHONY: dev test bench install web browser checkov clean mutants
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,17 @@ dev: install web
 test: install web browser checkov
 	node --test web/test/
 	$(PY) -m devstack.stack run -- $(PY) -m pytest tests
+
+# mutmut pins its own dependencies, so it lives in a venv of its own (under .devstack, like the stack's state).
+MUTMUT_VENV := .devstack/mutmut-venv
+$(MUTMUT_VENV)/.installed:
+	$(PYTHON) -m venv $(MUTMUT_VENV)
+	$(MUTMUT_VENV)/bin/pip install --quiet mutmut==2.5.1
+	touch $@
+
+# Not part of `make test`: breaks each guarantee on purpose (tools/mutants) and checks the tests notice.
+mutants: install web $(MUTMUT_VENV)/.installed
+	$(PY) -m tools.mutants --mutmut-seconds 300
 
 bench: install web
 	$(PY) -m devstack.stack run -- $(PY) -m bench
