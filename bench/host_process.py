@@ -56,8 +56,24 @@ def _patch_import() -> None:
             return original(*args, **kwargs)
         finally:
             probe.mark("import_finished")
+            _tune_gc(os.environ.get("BENCH_GC_TUNING", ""))
 
     funchost_main.import_function_app = import_function_app
+
+
+def _tune_gc(tuning: str) -> None:
+    """An experiment for the report (BENCH_GC_TUNING, off by default): "freeze" moves every
+    object alive after the app's import out of the collector's sight (gc.freeze); "threshold=N"
+    sets the youngest generation's threshold. Comma-separated."""
+    import gc
+
+    for item in filter(None, tuning.split(",")):
+        if item == "freeze":
+            gc.collect()
+            gc.freeze()
+        elif item.startswith("threshold="):
+            _, second, third = gc.get_threshold()
+            gc.set_threshold(int(item.split("=", 1)[1]), second, third)
 
 
 def _patch_listen() -> None:

@@ -17,6 +17,9 @@ Afterwards, one more host window runs under py-spy (sampling from outside the pr
 non-blocking) for the profile: where the host's CPU goes, by function and by package; and one
 with the garbage collector's CPU time counted (bench.host_process), kept out of the measured
 windows because counting costs a little CPU itself.
+
+A third side runs in the same rounds: a second fresh host with the garbage-collector settings
+this benchmark proposes (GC_TUNING), so the effect of that change is measured beside the rest.
 """
 
 from __future__ import annotations
@@ -46,6 +49,9 @@ from .measure import FunctionHostClient, median, percentile
 from .stack import ROOT, Emulator, calls, new_users, process_listening_on, settings_env
 
 CONCURRENCY = 256
+#: The proposed garbage-collector settings (bench.host_process): the same host code with gc.freeze()
+#: after the app's import and a youngest-generation threshold of 10,000 instead of 700.
+GC_TUNING = "freeze,threshold=10000"
 USERS_PER_CALLER = 2  # each user about once a second: under the 60-a-minute limit, and never two at once
 
 
@@ -258,38 +264,52 @@ async def run(stack: dict[str, Any], emulator: Emulator, rounds: int, window_sec
     gc_report = log_dir / "p6-gc.json"
     gc_report.unlink(missing_ok=True)
     process, url = start_host(stack, log_dir / "p6-host.log", {"BENCH_GC_OUT": str(gc_report)})
+    tuned_process, tuned_url = start_host(stack, log_dir / "p6-host-gc-tuned.log", {"BENCH_GC_TUNING": GC_TUNING})
     workers: list[Worker] = []
     emulator_affinity: list[int] | None = None
     try:
         host_process = psutil.Process(process.pid)
+        tuned_host = psutil.Process(tuned_process.pid)
         users = new_users(CONCURRENCY * USERS_PER_CALLER, "p6")
         identities = await sign_up(url, users)
-        host_worker = Worker("host", url, [u.headers["x-ms-client-principal"] for u in users])
+        await sign_up(tuned_url, users)  # the same users: the second host finds their mappings
+        principals = [u.headers["x-ms-client-principal"] for u in users]
+        host_worker = Worker("host", url, principals)
+        tuned_worker = Worker("host", tuned_url, principals)
         timeout = load_settings(settings_env(stack)).dependency_timeout_seconds
         sdk_worker = Worker("sdk", stack["acsEndpoint"], identities, str(timeout))
-        workers = [host_worker, sdk_worker]
+        workers = [host_worker, sdk_worker, tuned_worker]
         emulator_process = process_listening_on(urlsplit(stack["acsEndpoint"]).port)
         emulator_affinity = _pin(emulator_process, 1)
-        _pin(host_process, 0)
-        _pin(sdk_worker.process.pid, 0)
-        _pin(host_worker.process.pid, 1)
+        for instance in (host_process, tuned_host, sdk_worker.process.pid):
+            _pin(instance, 0)
+        for generator in (host_worker, tuned_worker):
+            _pin(generator.process.pid, 1)
         for worker in workers:  # connections, credential tokens, the host's first-use work
             await asyncio.to_thread(worker.run, 1.0)
 
         host_windows: list[dict[str, Any]] = []
         sdk_windows: list[dict[str, Any]] = []
-        host_cpu = 0.0
+        tuned_windows: list[dict[str, Any]] = []
+        host_cpu = tuned_cpu = 0.0
+        emulator_cpu = {"host": 0.0, "sdk": 0.0, "tuned": 0.0}
         before = await emulator.stats()
         for _ in range(rounds):
-            sides = ["host", "sdk"]
+            sides = ["host", "sdk", "tuned"]
             random.shuffle(sides)
             for side in sides:
+                emulator_before = _cpu(emulator_process)
                 if side == "host":
                     cpu = _cpu(host_process)
                     host_windows.append(await asyncio.to_thread(host_worker.run, window_seconds))
                     host_cpu += _cpu(host_process) - cpu
+                elif side == "tuned":
+                    cpu = _cpu(tuned_host)
+                    tuned_windows.append(await asyncio.to_thread(tuned_worker.run, window_seconds))
+                    tuned_cpu += _cpu(tuned_host) - cpu
                 else:
                     sdk_windows.append(await asyncio.to_thread(sdk_worker.run, window_seconds))
+                emulator_cpu[side] += _cpu(emulator_process) - emulator_before
         after = await emulator.stats()
         rss = host_process.memory_info().rss
         profile = await asyncio.to_thread(profile_window, host_process, host_worker, profile_seconds, log_dir / "p6-profile.txt")
@@ -300,6 +320,7 @@ async def run(stack: dict[str, Any], emulator: Emulator, rounds: int, window_sec
         for worker in workers:
             worker.close()
         stop_host(process)
+        stop_host(tuned_process)
 
     def side(windows: list[dict[str, Any]]) -> dict[str, Any]:
         latencies = [x for w in windows for x in w["latencies_ms"]]
@@ -319,6 +340,11 @@ async def run(stack: dict[str, Any], emulator: Emulator, rounds: int, window_sec
     host, sdk = side(host_windows), side(sdk_windows)
     round_ratios = [h["requests_in_window"] / max(1, s["requests_in_window"]) for h, s in zip(host_windows, sdk_windows)]
     host["host_cpu_ms_per_request"] = round(1000 * host_cpu / max(1, host["requests"]), 3)
+    sdk["emulator_cpu_ms_per_request"] = round(1000 * emulator_cpu["sdk"] / max(1, sdk["requests"]), 3)
+    host["emulator_cpu_ms_per_request"] = round(1000 * emulator_cpu["host"] / max(1, host["requests"]), 3)
+    tuned = side(tuned_windows)
+    tuned["host_cpu_ms_per_request"] = round(1000 * tuned_cpu / max(1, tuned["requests"]), 3)
+    tuned_ratios = [t["requests_in_window"] / max(1, s["requests_in_window"]) for t, s in zip(tuned_windows, sdk_windows)]
     return {
         "concurrency": CONCURRENCY,
         "users": len(users),
@@ -333,8 +359,20 @@ async def run(stack: dict[str, Any], emulator: Emulator, rounds: int, window_sec
         "p99_ratio": round(host["latency_p99_ms"] / sdk["latency_p99_ms"], 3),
         "p50_ratio": round(host["latency_p50_ms"] / sdk["latency_p50_ms"], 3),
         "cpu_ratio": round(host["host_cpu_ms_per_request"] / sdk["client_cpu_ms_per_request"], 3),
+        # What one core of the instance serves when ACS and the callers run elsewhere (as in
+        # Azure): the inverse of the instance process's CPU per request.
+        "capacity_per_core": {"host": round(1000 / host["host_cpu_ms_per_request"]),
+                              "sdk": round(1000 / sdk["client_cpu_ms_per_request"]),
+                              "ratio": round(sdk["client_cpu_ms_per_request"] / host["host_cpu_ms_per_request"], 3)},
+        "gc_tuned_host": {
+            "tuning": GC_TUNING,
+            **tuned,
+            "throughput_ratio": round(median(tuned_ratios), 3),
+            "p99_ratio": round(tuned["latency_p99_ms"] / sdk["latency_p99_ms"], 3),
+            "cpu_vs_default_host": round(tuned["host_cpu_ms_per_request"] / host["host_cpu_ms_per_request"], 3),
+        },
         "acs_issue_calls": calls(before, after, "issueAccessToken"),
-        "requests_both_sides": host["requests"] + sdk["requests"],
+        "requests_all_sides": host["requests"] + sdk["requests"] + tuned["requests"],
         "acs_throttled": after["throttledTotal"] - before["throttledTotal"],
         "host_rss_after_load_mb": round(rss / 2**20, 1),
         "profile": profile,
