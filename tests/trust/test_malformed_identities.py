@@ -27,6 +27,8 @@ ENDPOINTS = [
     ("GET", "/api/health"),
 ]
 AUTHENTICATED_ENDPOINTS = [e for e in ENDPOINTS if e[1] != "/api/health"]
+#: Requests the whole module sends (stated in the README).
+CORPUS_REQUESTS = 1938
 
 #: Characters that must never become part of an id or a role: lone surrogates (high and low),
 #: C0/C1 controls, bidi controls and isolates, zero-width and other format characters, line and
@@ -95,6 +97,8 @@ def tally(emulator: Emulator):
     # Ids, roles and providers never reached ACS: the only caller who could is the well-formed one.
     assert len(emulator.identities() - before) <= 1
     print(f"\nmalformed identities: {counter.sent} requests, statuses {dict(sorted(counter.statuses.items()))}")
+    # The README's figure (section "API"); a change to the corpus changes it there too.
+    assert counter.sent == CORPUS_REQUESTS or counter.sent < CORPUS_REQUESTS // 2, "update CORPUS_REQUESTS and the README"
 
 
 def test_malformed_user_ids_in_the_principal_are_401_on_every_endpoint(api: Api, tally: Tally):
