@@ -59,7 +59,7 @@ async def _run(only: set[str], sizes: dict[str, Any]) -> dict[str, Any]:
                 results["p1_warm_token"] = await warm_token.run(session, stack, emulator, sizes["p1_iterations"])
                 _say(f"  median ratio {results['p1_warm_token']['median_ratio']}")
             if "p2" in only:
-                _say(f"P2 CPU per request: {sizes['p2_requests']} requests by 64 callers, host then bare SDK…")
+                _say(f"P2 CPU per request: {sizes['p2_requests']} requests by 64 callers, host and bare SDK in alternating chunks…")
                 await emulator.configure(limitScale=COST_LIMIT_SCALE)
                 results["p2_cpu_per_request"] = await cpu_per_request.run(stack, emulator, sizes["p2_requests"])
                 _say(f"  ratio {results['p2_cpu_per_request']['ratio']}, peak RSS "

@@ -5,6 +5,8 @@ Both sides issue the same issueAccessToken calls (``Cache-Control: no-cache`` on
 side, so none is answered from the reuse window). The host's CPU is read from its process
 (user + system, all threads) around the measured requests; the SDK side runs in a process of
 its own (bench.sdk_load) that reports its own CPU time, so neither includes the load generator.
+The requests are made in chunks, host and SDK alternating in random order, so background load
+on the shared cores hits both sides alike.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import random
 import subprocess
 import sys
 import threading
@@ -25,6 +28,7 @@ from .measure import FunctionHostClient
 from .stack import ROOT, Emulator, calls, function_host_process, new_users
 
 CONCURRENCY = 64
+CHUNKS = 8
 
 
 def _cpu_seconds(process: psutil.Process) -> float:
@@ -105,27 +109,55 @@ async def run(stack: dict[str, Any], emulator: Emulator, requests: int) -> dict[
         await asyncio.gather(*(bounded(u) for u in users))
         await _handler_load(host, users, CONCURRENCY * 2)  # warm connections and the host
 
-        rss_before = process.memory_info().rss
-        before = await emulator.stats()
-        with RssSampler(process) as sampler:
-            cpu, wall = _cpu_seconds(process), time.perf_counter()
-            done, statuses = await _handler_load(host, users, requests)
-            host_cpu, host_wall = _cpu_seconds(process) - cpu, time.perf_counter() - wall
-        after = await emulator.stats()
+        sdk_process = subprocess.Popen([sys.executable, "-m", "bench.sdk_load", stack["acsEndpoint"], str(CONCURRENCY)],
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        assert sdk_process.stdin is not None and sdk_process.stdout is not None
 
-    sdk = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "bench.sdk_load", stack["acsEndpoint"], str(CONCURRENCY), str(requests)],
-        input="\n".join(identities), capture_output=True, text=True, cwd=ROOT, check=True,
-    )
-    sdk_result = json.loads(sdk.stdout.strip().splitlines()[-1])
+        def sdk_chunk(count: int) -> dict[str, float]:
+            sdk_process.stdin.write(f"run {count}\n")
+            sdk_process.stdin.flush()
+            line = sdk_process.stdout.readline()
+            if not line:
+                raise RuntimeError(f"bench.sdk_load exited with {sdk_process.wait()}")
+            return json.loads(line)
+
+        try:
+            sdk_process.stdin.write(json.dumps(identities) + "\n")
+            sdk_process.stdin.flush()
+            chunk = max(CONCURRENCY, requests // CHUNKS)
+            rss_before = process.memory_info().rss
+            before = await emulator.stats()
+            done, statuses, host_cpu, host_wall = 0, {}, 0.0, 0.0
+            sdk_result = {"cpu_seconds": 0.0, "wall_seconds": 0.0, "requests": 0}
+            with RssSampler(process) as sampler:
+                for _ in range(max(1, requests // chunk)):
+                    sides = ["host", "sdk"]
+                    random.shuffle(sides)
+                    for side in sides:
+                        if side == "host":
+                            cpu, wall = _cpu_seconds(process), time.perf_counter()
+                            count, chunk_statuses = await _handler_load(host, users, chunk)
+                            host_cpu += _cpu_seconds(process) - cpu
+                            host_wall += time.perf_counter() - wall
+                            done += count
+                            for status, n in chunk_statuses.items():
+                                statuses[status] = statuses.get(status, 0) + n
+                        else:
+                            for key, value in (await asyncio.to_thread(sdk_chunk, chunk)).items():
+                                sdk_result[key] += value
+            after = await emulator.stats()
+        finally:
+            sdk_process.stdin.write("quit\n")
+            sdk_process.stdin.flush()
+            sdk_process.wait(timeout=30)
     host_per_request = host_cpu / done
     sdk_per_request = sdk_result["cpu_seconds"] / sdk_result["requests"]
     return {
         "concurrency": CONCURRENCY,
         "requests": done,
         "statuses": {str(k): v for k, v in sorted(statuses.items())},
-        "acs_issue_calls": calls(before, after, "issueAccessToken"),
+        "acs_issue_calls": calls(before, after, "issueAccessToken") - int(sdk_result["requests"]),
+        "interleaved_chunks": f"{max(1, requests // chunk)} × {chunk} requests per side",
         "acs_throttled": after["throttledTotal"] - before["throttledTotal"],
         "host_cpu_ms_per_request": round(host_per_request * 1000, 3),
         "sdk_cpu_ms_per_request": round(sdk_per_request * 1000, 3),

@@ -26,7 +26,7 @@ def goals(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None, str
     if p2 := results.get("p2_cpu_per_request"):
         rows.append(("P2 CPU per token request: host / bare SDK, 64 callers", f"{p2['ratio']:.3f}", "≤ 1.3",
                      p2["ratio"] <= 1.3,
-                     f"{p2['requests']} requests each; host {p2['host_cpu_ms_per_request']:.2f} ms, "
+                     f"{p2['requests']} requests each, {p2.get('interleaved_chunks', 'not interleaved')}; host {p2['host_cpu_ms_per_request']:.2f} ms, "
                      f"SDK {p2['sdk_cpu_ms_per_request']:.2f} ms CPU per request"))
         memory = p2["memory"]
         rows.append(("Memory: function host peak RSS under P2's load", f"{memory['peak_rss_under_load_mb']:.0f} MB", "", None,

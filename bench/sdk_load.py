@@ -1,6 +1,8 @@
 """The bare SDK side of P2, run as its own process so its CPU time is measured alone:
-``python -m bench.sdk_load ENDPOINT CONCURRENCY REQUESTS`` with identity ids on stdin, one a
-line; prints one JSON line with the CPU seconds and wall seconds of the measured requests."""
+``python -m bench.sdk_load ENDPOINT CONCURRENCY`` with a JSON list of identity ids on its first
+stdin line; then one command a line: ``run N`` makes N calls with CONCURRENCY callers and prints
+one JSON line with the CPU seconds and wall seconds they took; ``quit`` ends it. It stays up
+between commands so P2 can alternate host and SDK chunks."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import time
 from .measure import sdk_session, sdk_token
 
 
-async def load(endpoint: str, concurrency: int, requests: int, identities: list[str]) -> dict[str, float]:
+async def load(endpoint: str, concurrency: int, identities: list[str]) -> None:
     async with sdk_session(endpoint) as client:
         async def burst(count: int) -> None:
             numbers = itertools.count()
@@ -26,15 +28,22 @@ async def load(endpoint: str, concurrency: int, requests: int, identities: list[
             await asyncio.gather(*(caller() for _ in range(concurrency)))
 
         await burst(concurrency * 2)  # warm: credential token, a pool of connections
-        cpu, wall = time.process_time(), time.perf_counter()
-        await burst(requests)
-        return {"cpu_seconds": time.process_time() - cpu, "wall_seconds": time.perf_counter() - wall, "requests": requests}
+        loop = asyncio.get_running_loop()
+        while True:
+            line = (await loop.run_in_executor(None, sys.stdin.readline)).strip()
+            if not line or line == "quit":
+                return
+            requests = int(line.split()[1])
+            cpu, wall = time.process_time(), time.perf_counter()
+            await burst(requests)
+            print(json.dumps({"cpu_seconds": time.process_time() - cpu, "wall_seconds": time.perf_counter() - wall,
+                              "requests": requests}), flush=True)
 
 
 def main() -> None:
-    endpoint, concurrency, requests = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    identities = [line.strip() for line in sys.stdin if line.strip()]
-    print(json.dumps(asyncio.run(load(endpoint, concurrency, requests, identities))))
+    endpoint, concurrency = sys.argv[1], int(sys.argv[2])
+    identities = json.loads(sys.stdin.readline())
+    asyncio.run(load(endpoint, concurrency, identities))
 
 
 if __name__ == "__main__":
