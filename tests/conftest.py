@@ -330,14 +330,14 @@ def free_port() -> int:
 
 
 def _answers_as_the_service(url: str) -> bool:
-    """True when the service's own health function answered: its JSON body and the headers every
-    response of the service carries (an unrelated server, or the host before the app loads, does
-    not)."""
+    """True when the service's own health function answered with its JSON (an unrelated server, or
+    the host before the app loads, does not). Its headers are not required here: they are what
+    tests check, and a host whose headers are wrong must still start so those tests can fail."""
     try:
         response = requests.get(url, timeout=30)
     except requests.RequestException:
         return False
-    if response.headers.get("Cache-Control") != "no-store" or response.headers.get("X-Content-Type-Options") != "nosniff":
+    if not response.headers.get("Content-Type", "").startswith("application/json"):
         return False
     try:
         body = response.json()

@@ -164,7 +164,7 @@ def inner(args: argparse.Namespace) -> int:
             verdict, tail = run_tests(stack, tests_for(mutation, rows), f"mutant-{mutation.name}", 600)
         finally:
             path.write_text(original)
-        result = {"FAILED": "KILLED", "HOST-FAILED": "KILLED", "TIMEOUT": "KILLED", "PASSED": "SURVIVED"}.get(verdict, verdict)
+        result = {"FAILED": "KILLED", "TIMEOUT": "KILLED", "PASSED": "SURVIVED"}.get(verdict, verdict)
         outcomes.append(Outcome(mutation.name, result, time.monotonic() - began, verdict if verdict != "FAILED" else ""))
         print(f"{result:<9} {mutation.name} ({', '.join(mutation.guards)}; {time.monotonic() - began:.0f} s)"
               f"{' ' + verdict if verdict not in ('FAILED', 'PASSED') else ''}", flush=True)
