@@ -137,6 +137,7 @@ class Sweeper:
                 await queue.put(None)
             await asyncio.gather(*workers)
             await self._retire(retirements.take(), report)
+        await self._trim_revocations()
         report.seconds = time.monotonic() - started
         log.info(report.summary())
         return report
@@ -184,6 +185,16 @@ class Sweeper:
             else:
                 report.failed += 1
                 log.warning("cleanup could not finish one user after %d attempts; the next run retries", _ATTEMPTS)
+
+    async def _trim_revocations(self) -> None:
+        """Revocation rows only matter while a token issued before them may still be reused
+        (TOKEN_REUSE_SECONDS, at most 15 minutes): a day-old one goes."""
+        if self._settings.cleanup_dry_run:
+            return
+        try:
+            await self._store.trim_revocations(datetime.now(timezone.utc) - timedelta(days=1))
+        except DependencyUnavailable:
+            log.warning("could not remove old revocation rows now; the next run will")
 
     async def _retire(self, retirements: _Retirements, report: SweepReport) -> None:
         try:

@@ -10,6 +10,8 @@ This module knows Table Storage and nothing of HTTP or ACS. Schema (one table, I
              RevokedAt: when the user's tokens were last revoked, so every instance stops handing
              out tokens issued before it.)
 - tombstone: PartitionKey = "tombstones", RowKey = key(appUserId); AppUserId, MarkedAt, SweptAt?
+- revocation: PartitionKey = "revocations", RowKey = <microseconds since epoch, 20 digits>-<key>;
+             CommunicationUserId, RevokedAt (the sweep removes rows older than a day)
 
 A mapping is a point read (one partition per user, so no hot partition); all tombstones share one
 partition so that a sweep lists only deleted users and marking is a batch transaction. An app
@@ -48,6 +50,10 @@ T = TypeVar("T")
 
 MAPPING_ROW = "identity"
 TOMBSTONE_PARTITION = "tombstones"
+#: One row per revocation (and per deleted identity), keyed by when, so that every instance can
+#: learn of the revocations made elsewhere with one query per REVOCATION_CHECK_SECONDS instead of
+#: one read per user.
+REVOCATION_PARTITION = "revocations"
 _MAX_KEY_CHARS = 512
 
 
@@ -115,6 +121,10 @@ def _tombstone(entity: Any) -> Tombstone | None:
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _micros(moment: datetime) -> int:
+    return int(moment.timestamp() * 1_000_000)
 
 
 class IdentityStore:
@@ -268,15 +278,52 @@ class IdentityStore:
             return None
         return (result or {}).get("etag")
 
-    async def record_revocation(self, app_user_id: str, revoked_at: datetime) -> bool:
-        """Record when the user's tokens were revoked (other instances read it); False when the
-        user has no mapping (any more)."""
+    async def record_revocation(
+        self, app_user_id: str, communication_user_id: str, revoked_at: datetime, on_mapping: bool = True
+    ) -> None:
+        """Record when the identity's tokens were revoked (or it was deleted): an event row that
+        other instances poll, and (``on_mapping``) RevokedAt on the mapping row, which a cold
+        read sees."""
+        event = {
+            "PartitionKey": REVOCATION_PARTITION,
+            "RowKey": f"{_micros(revoked_at):020d}-{table_key(app_user_id)}",
+            "CommunicationUserId": communication_user_id,
+            "RevokedAt": revoked_at,
+        }
+        await self._call("record_revocation_event", lambda t: t.upsert_entity(event, mode="replace"))
+        if not on_mapping:
+            return
         entity = {"PartitionKey": table_key(app_user_id), "RowKey": MAPPING_ROW, "RevokedAt": revoked_at}
         try:
             await self._call("record_revocation", lambda t: t.update_entity(entity, mode="merge"))
         except ResourceNotFoundError:
-            return False
-        return True
+            pass  # deleted meanwhile: the event row is what matters then
+
+    async def revocations_since(self, since: datetime) -> list[tuple[str, datetime]]:
+        """(identity, when revoked) of every revocation recorded at or after ``since``."""
+        found: list[tuple[str, datetime]] = []
+        async for page in self._pages("list_revocations", "PartitionKey eq @p and RowKey ge @r",
+                                      {"p": REVOCATION_PARTITION, "r": f"{_micros(since):020d}"}, 1000):
+            for entity in page:
+                moment = _moment(entity, "RevokedAt")
+                identity = entity.get("CommunicationUserId")
+                if moment is not None and isinstance(identity, str):
+                    found.append((identity, moment))
+        return found
+
+    async def trim_revocations(self, before: datetime) -> int:
+        """Remove revocation rows older than ``before`` (no instance reuses a token that old);
+        returns how many."""
+        removed = 0
+        async for page in self._pages("list_old_revocations", "PartitionKey eq @p and RowKey lt @r",
+                                      {"p": REVOCATION_PARTITION, "r": f"{_micros(before):020d}"}, 100):
+            operations = [("delete", {"PartitionKey": REVOCATION_PARTITION, "RowKey": e["RowKey"]}) for e in page]
+            try:
+                await self._call("trim_revocations", lambda t, ops=operations: t.submit_transaction(ops))
+            except TableTransactionError:
+                continue  # removed meanwhile by another sweep; the next run finishes
+            removed += len(operations)
+        return removed
 
     async def mark_deleted(self, app_user_ids: list[str]) -> int:
         """Upsert tombstones in batch transactions (one partition, at most 100 per batch)."""

@@ -13,10 +13,11 @@ Guarantees it keeps:
 - a token issued in the last TOKEN_REUSE_SECONDS to the same identity, scopes and lifetime is
   handed out again rather than spending ACS's issue limit; never across users or scopes, never
   when the request says no-cache, and never once the user's tokens were revoked after it was
-  issued: the revocation is recorded on the mapping row, and a token older than
-  REVOCATION_CHECK_SECONDS is handed out again only after this instance has read the row within
-  that time. So no instance hands out a pre-revoke token later than REVOCATION_CHECK_SECONDS
-  after the revoke was answered, without a table read on every warm request;
+  issued: a revocation is recorded on the mapping row and as a row of its own, and a token older
+  than REVOCATION_CHECK_SECONDS is handed out again only after this instance has polled the
+  revocation rows within that time (one query per instance per REVOCATION_CHECK_SECONDS, not a
+  read per user or request). So no instance hands out a pre-revoke token later than
+  REVOCATION_CHECK_SECONDS after the revoke was answered;
 - LastSeenAt is kept current (at most a day stale, at most one write a day per user, off the
   request's path) whether or not inactivity cleanup is on;
 - a per-user budget of identity creations a day (IDENTITY_CREATIONS_PER_USER_PER_DAY, per
@@ -78,26 +79,18 @@ class IssuedToken:
 
 @dataclass(frozen=True)
 class _Known:
-    """What the process remembers of a user between requests, as of its last table read
-    (``checked``, monotonic) or its own later writes."""
+    """What the process remembers of a user between requests, as of its last read of their row
+    or its own later writes."""
 
     communication_user_id: str
     last_seen: datetime | None
     last_seen_kept: bool
     etag: str | None
     revoked_at: datetime | None
-    checked: float
 
     @classmethod
     def of(cls, mapping: Mapping) -> _Known:
-        return cls(
-            mapping.communication_user_id,
-            mapping.last_seen,
-            mapping.last_seen_kept,
-            mapping.etag,
-            mapping.revoked_at,
-            time.monotonic(),
-        )
+        return cls(mapping.communication_user_id, mapping.last_seen, mapping.last_seen_kept, mapping.etag, mapping.revoked_at)
 
 
 @dataclass(frozen=True)
@@ -126,7 +119,12 @@ class TokenService:
         self._forgotten: TtlCache[datetime] = TtlCache(memory, 100_000)
         self._resolving: SingleFlight[tuple[str, AcsToken, tuple[str, tuple[str, ...], int, bool]]] = SingleFlight()
         self._issuing: SingleFlight[AcsToken] = SingleFlight()
-        self._checking: SingleFlight[_Known | None] = SingleFlight()
+        # Revocations made through any instance, learnt by polling their rows (see _poll).
+        self._polling: SingleFlight[None] = SingleFlight()
+        self._polled = float("-inf")  # monotonic start of the last complete poll
+        self._polled_at: datetime | None = None  # its wall-clock start
+        self._poll_overlap = timedelta(seconds=settings.dependency_timeout_seconds + 5)
+        self._first_poll_window = timedelta(seconds=memory)
         self._limiter = PerUserRateLimiter(settings.token_requests_per_minute)
         self._creations: TtlCache[deque[float]] = TtlCache(_DAY_SECONDS, 100_000)
         self._touching: set[str] = set()
@@ -175,8 +173,6 @@ class TokenService:
             log.info("identity of user %s is gone at ACS; repairing mapping", user_ref(app_user_id))
             self._forget(app_user_id, known.communication_user_id)
             return await self._resolving_issue(app_user_id, scopes, minutes, fresh)
-        except _Changed:
-            return await self._resolving_issue(app_user_id, scopes, minutes, fresh)
         return IssuedToken(known.communication_user_id, token.token, token.expires_on)
 
     async def _issue_shared(
@@ -218,44 +214,41 @@ class TokenService:
     async def _reusable(self, app_user_id: str, known: _Known, key: tuple[str, tuple[str, ...], int]) -> AcsToken | None:
         """A recent token that may be handed out again, or None. A token younger than
         REVOCATION_CHECK_SECONDS may be (a revocation since is less than that old); an older one
-        only when this instance has read the user's row within REVOCATION_CHECK_SECONDS and no
-        revocation since the token's issue is recorded there."""
+        only when this instance has polled the revocations within REVOCATION_CHECK_SECONDS and
+        none of its identity since the token's issue was recorded."""
         entry = self._recent_tokens.get(key)
-        if entry is None:
-            return None
-        revoked_at = self._revoked_at(app_user_id, known.communication_user_id)
-        if revoked_at is not None and entry.started_at <= revoked_at + _REVOCATION_MARGIN:
-            return None
-        forgotten = self._forgotten.get(known.communication_user_id)
-        if forgotten is not None and entry.started_at <= forgotten:
+        if entry is None or not self._may_reuse(app_user_id, known.communication_user_id, entry):
             return None
         if time.monotonic() - entry.started <= self._check_seconds:
             return entry.token
-        current = await self._checked(app_user_id, known)
-        if current is None or current.communication_user_id != known.communication_user_id:
-            raise _Changed()
-        if current.revoked_at is not None and entry.started_at <= current.revoked_at + _REVOCATION_MARGIN:
-            return None
-        return entry.token
+        await self._poll()
+        return entry.token if self._may_reuse(app_user_id, known.communication_user_id, entry) else None
 
-    async def _checked(self, app_user_id: str, known: _Known) -> _Known | None:
-        """What the table says of the user, read at most once per REVOCATION_CHECK_SECONDS per
-        user on this instance (concurrent requests share the read); None when the user has no
-        mapping any more or was tombstoned (then this instance forgets them)."""
-        if time.monotonic() - known.checked <= self._check_seconds:
-            return known
+    def _may_reuse(self, app_user_id: str, communication_user_id: str, entry: _Recent) -> bool:
+        revoked_at = self._revoked_at(app_user_id, communication_user_id)
+        if revoked_at is not None and entry.started_at <= revoked_at + _REVOCATION_MARGIN:
+            return False
+        forgotten = self._forgotten.get(communication_user_id)
+        return forgotten is None or entry.started_at > forgotten
 
-        async def read() -> _Known | None:
-            mapping, tombstoned = await self._store.lookup(app_user_id)
-            if mapping is None or tombstoned:
-                self._forget(app_user_id, known.communication_user_id)
-                return None
-            fresh = _Known.of(mapping)
-            self._identities.put(app_user_id, fresh)
-            self._note_seen(app_user_id)  # the row's own last-seen, just read, decides
-            return fresh
+    async def _poll(self) -> None:
+        """Learn the revocations recorded by every instance since the last poll: one query, at
+        most once per REVOCATION_CHECK_SECONDS on this instance (concurrent requests share it).
+        Each poll starts a little before the last one did, so a revocation whose row was written
+        just after its recorded moment is not missed."""
+        if time.monotonic() - self._polled <= self._check_seconds:
+            return
 
-        return await self._checking.run(app_user_id, read)
+        async def poll() -> None:
+            started, started_at = time.monotonic(), _now()
+            since = (self._polled_at or started_at - self._first_poll_window) - self._poll_overlap
+            for communication_user_id, revoked_at in await self._store.revocations_since(since):
+                known = self._revoked.get(communication_user_id)
+                if known is None or revoked_at > known:
+                    self._revoked.put(communication_user_id, revoked_at)
+            self._polled, self._polled_at = started, started_at
+
+        await self._polling.run("revocations", poll)
 
     async def _resolving_issue(self, app_user_id: str, scopes: tuple[str, ...], minutes: int, fresh: bool) -> IssuedToken:
         """Cold path: find or create the user's identity (one flight per user), then issue."""
@@ -275,7 +268,7 @@ class TokenService:
             raise DependencyUnavailable("The identity changed while the token was issued; try again.", retry_after=1)
         try:
             token = await self._issue_shared(app_user_id, known, scopes, minutes, fresh)
-        except (IdentityGone, _Changed):
+        except IdentityGone:
             # Deleted between resolving and issuing (a concurrent delete): report, don't loop.
             self._forget(app_user_id, communication_user_id)
             raise DependencyUnavailable("The identity changed while the token was issued; try again.", retry_after=1) from None
@@ -302,8 +295,6 @@ class TokenService:
                     if created is None:
                         continue  # someone else changed the mapping; read it again
                     return created
-                except _Changed:
-                    continue
                 return mapping.communication_user_id, token
             created = await self._create(app_user_id, scopes, minutes)
             if created is not None:
@@ -366,7 +357,7 @@ class TokenService:
             await self._discard(communication_user_id, lost_race)
             return None
         now = _now()
-        self._identities.put(app_user_id, _Known(communication_user_id, now, True, None, None, time.monotonic()))
+        self._identities.put(app_user_id, _Known(communication_user_id, now, True, None, None))
         self._recent_tokens.put((communication_user_id, scopes, minutes), _Recent(started_at, started, token))
         return communication_user_id, token
 
@@ -410,10 +401,11 @@ class TokenService:
     async def revoke_tokens(self, app_user_id: str) -> bool:
         """Revoke every token issued so far to the caller's identity; False when there is none.
 
-        ACS first, then the row's RevokedAt (the moment ACS answered, so no token ACS issued
-        before its revocation is later than it): every instance then stops handing out earlier
-        tokens within REVOCATION_CHECK_SECONDS, this one at once. If the row cannot be written
-        the caller gets 503 and may simply revoke again."""
+        ACS first, then the moment ACS answered is recorded (a revocation row every instance
+        polls, and RevokedAt on the mapping row), so no token ACS issued before its revocation is
+        later than it: every instance then stops handing out earlier tokens within
+        REVOCATION_CHECK_SECONDS, this one at once. If the rows cannot be written the caller gets
+        503 and may simply revoke again."""
         mapping = await self._store.get(app_user_id)
         if mapping is None:
             return False
@@ -429,7 +421,7 @@ class TokenService:
         known = self._identities.get(app_user_id)
         if known is not None and known.communication_user_id == communication_user_id:
             self._identities.put(app_user_id, replace(known, revoked_at=revoked_at, etag=None))
-        await self._store.record_revocation(app_user_id, revoked_at)
+        await self._store.record_revocation(app_user_id, communication_user_id, revoked_at)
         log.info("revoked tokens of user %s", user_ref(app_user_id))
         return True
 
@@ -445,6 +437,8 @@ class TokenService:
             self._forget(app_user_id, mapping.communication_user_id)
             await self._acs.delete_identity(mapping.communication_user_id)
             deleted = True
+            # Deleting revokes too: other instances stop reusing its tokens within the bound.
+            await self._store.record_revocation(app_user_id, mapping.communication_user_id, _now(), on_mapping=False)
             if await self._store.remove(mapping):
                 log.info("deleted identity of user %s", user_ref(app_user_id))
                 return True
@@ -522,8 +516,3 @@ class TokenService:
         current = self._identities.get(app_user_id)
         if current is not None and current.communication_user_id == seen.communication_user_id:
             self._identities.put(app_user_id, replace(current, **changes))  # type: ignore[arg-type]
-
-
-class _Changed(Exception):
-    """The user's row no longer names the identity this instance remembered (deleted, repaired,
-    tombstoned): resolve it again from the table."""

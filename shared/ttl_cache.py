@@ -2,7 +2,7 @@
 
 It keeps the warm token path free of table reads: ACS's answer for an identity it no longer has is
 the signal that a cached identity was deleted, and the TTL bounds how long another instance's
-changes go unseen (a revoke, on the path that reuses tokens, is re-read sooner: token_service.py).
+changes go unseen (a revoke made elsewhere is learnt sooner, by polling: token_service.py).
 """
 
 from __future__ import annotations

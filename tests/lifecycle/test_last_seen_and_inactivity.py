@@ -7,12 +7,17 @@ Time passing is simulated by moving the row's LastSeenAt back, as a day going by
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from shared.acs_identity import AcsIdentityClient
+from shared.identity_store import IdentityStore
+from shared.settings import load_settings
+from shared.token_service import TokenService
 from tests.conftest import Api, Emulator, FunctionHost, User, new_user
 
 from .conftest import mapping_row, run_cleanup, summary_after, wait_for
@@ -29,46 +34,50 @@ def _ago(days: float) -> datetime:
 
 
 @pytest.fixture(scope="module")
-def daily_host(stack: dict):
-    """Inactivity cleanup off (as the stack's host). It reads the user's row on every reusing
-    request (REVOCATION_CHECK_SECONDS=0), so each simulated day's request sees that day's row
-    without waiting out the instance's 60 s identity memory. No per-minute request limit: the
-    90 simulated days' requests come within seconds."""
-    host = FunctionHost(
-        stack, {"CLEANUP_INACTIVE_DAYS": "0", "REVOCATION_CHECK_SECONDS": "0", "TOKEN_REQUESTS_PER_MINUTE": "0"}, "lifecycle-daily"
-    )
-    yield host
-    host.stop()
-
-
-@pytest.fixture(scope="module")
 def switched_on(stack: dict):
     host = FunctionHost(stack, {"CLEANUP_INACTIVE_DAYS": "30"}, "lifecycle-inactivity-on")
     yield host
     host.stop()
 
 
-def test_daily_user_for_90_days_with_cleanup_off_keeps_their_identity_when_it_is_switched_on(
-    daily_host: FunctionHost, switched_on: FunctionHost, emulator: Emulator, table
+async def test_daily_user_for_90_days_with_cleanup_off_keeps_their_identity_when_it_is_switched_on(
+    stack: dict, switched_on: FunctionHost, emulator: Emulator, table
 ):
-    api = Api(daily_host.base)
+    """Each simulated day the user's request reaches an instance of the app with inactivity
+    cleanup off that does not remember them (an instance remembers a user for 60 s, and a day
+    has passed): the token service runs in this test's process, a fresh one per day, against
+    the stack's real Azurite and ACS emulator. Then a host with cleanup on sweeps."""
+    settings = load_settings({"ACS_CONNECTION_STRING": stack["acsConnectionString"],
+                              "TABLES_CONNECTION_STRING": stack["tablesConnectionString"],
+                              "CLEANUP_INACTIVE_DAYS": "0"})
+    store, acs = IdentityStore(settings), AcsIdentityClient(settings)
     daily, idle = new_user(), new_user()
-    daily_id = api.token(daily).json()["communicationUserId"]
-    idle_id = api.token(idle).json()["communicationUserId"]
-    _set(table, daily, CreatedAt=_ago(90))
-    for day in range(90):
-        _set(table, daily, LastSeenAt=_ago(1.01))  # a day has gone by since the last recorded use
-        assert api.token(daily).status_code == 200
-        wait_for(lambda: _ago(0.01) < mapping_row(table, daily)["LastSeenAt"], f"day {day}'s use to be recorded")
+    try:
+        first_day = TokenService(settings, store, acs)
+        daily_id = (await first_day.issue_token(daily.app_user_id, ("chat",), 60)).communication_user_id
+        idle_id = (await first_day.issue_token(idle.app_user_id, ("chat",), 60)).communication_user_id
+        await asyncio.to_thread(_set, table, daily, CreatedAt=_ago(90))
+        for day in range(90):
+            # A day has gone by since the last recorded use.
+            await asyncio.to_thread(_set, table, daily, LastSeenAt=_ago(1.01))
+            todays_instance = TokenService(settings, store, acs)
+            await todays_instance.issue_token(daily.app_user_id, ("chat",), 60)
+            deadline = time.monotonic() + 30
+            while (await asyncio.to_thread(mapping_row, table, daily))["LastSeenAt"] < _ago(0.01):
+                assert time.monotonic() < deadline, f"day {day}'s use was not recorded"
+                await asyncio.sleep(0.05)
+    finally:
+        await store.close()
+        await acs.close()
     # The idle user, by contrast, really has not been seen for 100 days (kept last-seen).
-    _set(table, idle, LastSeenAt=_ago(100))
+    await asyncio.to_thread(_set, table, idle, LastSeenAt=_ago(100))
 
     lines = len(switched_on.log_text().splitlines())
-    run_cleanup(switched_on.base)
-    summary_after(switched_on, lines)
-    live = emulator.identities()
-    assert daily_id in live and mapping_row(table, daily) is not None
-    assert idle_id not in live and mapping_row(table, idle) is None
+    await asyncio.to_thread(run_cleanup, switched_on.base)
+    await asyncio.to_thread(summary_after, switched_on, lines)
+    live = await asyncio.to_thread(emulator.identities)
+    assert daily_id in live and await asyncio.to_thread(mapping_row, table, daily) is not None
+    assert idle_id not in live and await asyncio.to_thread(mapping_row, table, idle) is None
 
 
 def test_rows_whose_last_seen_was_never_kept_are_never_judged_inactive(

@@ -91,13 +91,29 @@ def test_b_whose_identity_memory_lapsed_gives_no_pre_revoke_token_with_or_withou
     assert not _issued_before_revoke(emulator, instance_b.token(user, fresh=True))
 
 
-def test_revocation_is_recorded_on_the_mapping_row(api: Api, table):
+def test_revocation_is_recorded_on_the_mapping_row_and_as_a_row_every_instance_polls(api: Api, table):
     user = new_user()
-    api.token(user)
+    identity = api.token(user).json()["communicationUserId"]
     before = time.time()
     assert api.call("POST", "/api/token/revoke", user).status_code == 204
     [row] = list(table.query_entities("AppUserId eq @u and RowKey eq 'identity'", parameters={"u": user.app_user_id}))
     assert row["RevokedAt"].timestamp() >= before - 1
+    events = list(table.query_entities("PartitionKey eq 'revocations' and CommunicationUserId eq @c", parameters={"c": identity}))
+    assert [e["RevokedAt"] for e in events] == [row["RevokedAt"]]
+
+
+def test_a_delete_through_a_stops_b_reusing_the_deleted_identitys_token_within_the_bound(
+    api: Api, instance_b: Api, emulator: Emulator
+):
+    user = new_user()
+    held_by_b = instance_b.token(user).json()
+    assert api.call("DELETE", "/api/identity", user).status_code == 204
+    time.sleep(REVOCATION_BOUND_SECONDS + 0.5)
+    response = instance_b.token(user)
+    assert response.status_code == 200, response.text
+    assert response.json()["token"] != held_by_b["token"]
+    assert response.json()["communicationUserId"] != held_by_b["communicationUserId"]
+    assert emulator.verify(response.json()["token"])["valid"]
 
 
 def test_no_cache_gives_a_newly_issued_token_on_the_cold_path_too(api: Api, instance_b: Api, emulator: Emulator):
