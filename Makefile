@@ -50,7 +50,7 @@ $(MUTMUT_VENV)/.installed:
 
 # Not part of `make test`: breaks each guarantee on purpose (tools/mutants) and checks the tests notice.
 mutants: install web $(MUTMUT_VENV)/.installed
-	$(PY) -m tools.mutants --mutmut-seconds 300
+	$(PY) -m tools.mutants --mutmut-seconds 420
 
 bench: install web
 	$(PY) -m devstack.stack run -- $(PY) -m bench

@@ -20,8 +20,14 @@ ROOT = Path(__file__).resolve().parents[2]
 TABLE = "tests/README.md"
 #: What mutmut may mutate, and the tests that judge each of its mutants (fast ones, through the stack).
 MUTMUT_PATHS = ("shared/token_service.py", "shared/identity_store.py", "shared/cleanup.py")
-MUTMUT_TESTS = ("tests/service/test_token_issue.py", "tests/service/test_identity_lifecycle.py",
-                "tests/sweep/test_sweep_summary.py", "tests/sweep/test_sweep_retention.py")
+MUTMUT_TESTS = (
+    "tests/service/test_token_issue.py::test_first_call_creates_identity_and_returns_valid_token",
+    "tests/service/test_token_issue.py::test_invalid_token_request_is_rejected_without_a_token",
+    "tests/service/test_token_issue.py::test_a_recent_token_is_handed_out_again_and_no_cache_gets_a_new_one",
+    "tests/service/test_token_issue.py::test_concurrent_first_calls_create_exactly_one_identity",
+    "tests/service/test_identity_lifecycle.py",
+    "tests/sweep/test_sweep_summary.py::test_summary_counts_deleted_already_gone_and_untouched_users",
+)
 #: mutmut lives in a virtual environment of its own (make mutants creates it), outside the app's.
 MUTMUT_BIN = Path(os.environ.get("MUTMUT_BIN") or ROOT / ".devstack" / "mutmut-venv" / "bin" / "mutmut")
 _NOT_COPIED = {".git", ".devstack", ".venv", "node_modules", "__pycache__", ".hypothesis", ".pytest_cache", "test-artifacts"}
@@ -78,6 +84,8 @@ def outer(args: argparse.Namespace) -> int:
     inner = [sys.executable, "-m", "tools.mutants", "--inner", "--mutmut-seconds", str(args.mutmut_seconds)]
     if args.only:
         inner += ["--only", args.only]
+    if args.skip_named:
+        inner += ["--skip-named"]
     try:
         return subprocess.call([sys.executable, "-m", "devstack.stack", "run", "--", *inner], cwd=scratch, env=env)
     finally:
@@ -138,6 +146,9 @@ def inner(args: argparse.Namespace) -> int:
     chosen = [m for m in MUTATIONS if not args.only or m.name in args.only.split(",")]
     started = time.monotonic()
 
+    if args.skip_named:
+        run_mutmut(args.mutmut_seconds)
+        return 0
     fresh = [m for m in chosen if not stale(m, root)]
     baseline = sorted({t for m in fresh for t in tests_for(m, rows)})
     missing = missing_tests(baseline)
@@ -204,9 +215,14 @@ def run_mutmut(budget: float) -> None:
         print("mutmut: time budget spent", flush=True)
     results = subprocess.run([str(mutmut), "results"], capture_output=True, text=True).stdout
     print(results.strip() or "mutmut: no results")
-    for number in re.findall(r"^\s*(\d+)(?:-\d+)?", results.split("Survived", 1)[-1].split("\n\n")[0], re.M)[:40]:
-        shown = subprocess.run([str(mutmut), "show", number], capture_output=True, text=True).stdout
-        print(shown.strip())
+    survived = results.split("Survived", 1)[-1].split("Untested", 1)[0] if "Survived" in results else ""
+    numbers: list[int] = []
+    for low, high in re.findall(r"(?<![\d(])(\d+)(?:-(\d+))?(?![\d)])", "\n".join(
+            line for line in survived.splitlines() if not line.startswith("----"))):
+        numbers += range(int(low), int(high or low) + 1)
+    for number in numbers[:60]:
+        shown = subprocess.run([str(mutmut), "show", str(number)], capture_output=True, text=True).stdout
+        print(f"survivor {number}:\n{shown.strip()}")
 
 
 def judge() -> int:
@@ -223,6 +239,7 @@ def main() -> int:
     parser.add_argument("--offset", type=int, default=int(os.environ.get("DEVSTACK_PORT_OFFSET", "900") or 900),
                         help="port offset of the local stack the check starts")
     parser.add_argument("--keep", action="store_true", help="keep the scratch copy")
+    parser.add_argument("--skip-named", action="store_true", help="only the mutmut part")
     parser.add_argument("--list", action="store_true", help="list the mutations and the tests that guard each")
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--judge", action="store_true", help=argparse.SUPPRESS)
