@@ -2,9 +2,18 @@
 
 Faithful enough that the real ``azure-communication-identity`` SDK, sync and aio, with a
 connection string (HMAC) or a managed identity (bearer), cannot tell it from the service:
-same routes, status codes, error codes, token shape, authentication and throttling. A control
-surface under ``/_emulator/`` lets tests inspect identities, verify tokens, inject faults, add
-latency and tighten limits.
+same routes, status codes, error codes, token shape, authentication and throttling, and the
+response headers real ACS sends (MS-CV, X-Azure-Ref, api-supported-versions…). A control
+surface under ``/_emulator/`` lets tests inspect identities, verify tokens, inject faults (also
+after the operation was done: ``commit``), add latency and tighten limits.
+
+Where real ACS's behaviour is unknown or delayed (../ACS_FACTS.md), it is a knob of
+``PUT /_emulator/config``, so tests can run under each plausible behaviour:
+``revocationDelaySeconds`` (real: up to 15 minutes; default 0), ``deletedIdentityAnswer``
+(404, 400, 403 or 401; real: undocumented; default 404), ``identicalTokensWithinSecond`` (real
+tokens carry whole seconds and no unique id; default off, every token unique). ``PUT
+/_emulator/resource`` answers as another ACS resource (a replaced one) until put back. The Teams
+exchange answers exactly as recorded from the real service (../acs-recordings).
 
 In-process::
 
