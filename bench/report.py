@@ -188,7 +188,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, (ratios_axis, storm_axis) = plt.subplots(1, 2, figsize=(14, 4.6), gridspec_kw={"width_ratios": [1, 1.3]})
+    figure, (ratios_axis, storm_axis) = plt.subplots(1, 2, figsize=(15, 4.8), gridspec_kw={"width_ratios": [1, 1.3]})
 
     bars = []
     for key, label, value_key, goal in (
@@ -211,7 +211,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
         for x, (_, value, goal) in zip(positions, bars):
             ratios_axis.hlines(goal, x - 0.4, x + 0.4, colors="black", linestyles="dashed")
             ratios_axis.text(x, value + 0.02, f"{value:.2f}", ha="center", va="bottom", fontsize=9)
-        ratios_axis.set_xticks(list(positions), [label for label, _, _ in bars], fontsize=9)
+        ratios_axis.set_xticks(list(positions), [label for label, _, _ in bars], fontsize=8)
         ratios_axis.axhline(1.0, color="grey", linewidth=0.5)
         ratios_axis.set_ylabel("ratio (dashed: goal)")
         ratios_axis.set_title("Ratios against their goals")
