@@ -35,7 +35,9 @@ def goals(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None, str
         rows.append(("P3 cold start: import function_app / import its SDKs", f"{p3['ratio']:.3f}", "≤ 1.15",
                      p3["ratio"] <= 1.15,
                      f"median of {p3['samples']} fresh processes each; {p3['function_app_median_ms']:.0f} ms vs "
-                     f"{p3['sdks_median_ms']:.0f} ms"))
+                     f"{p3['sdks_median_ms']:.0f} ms"
+                     + (f"; {len(p3['telemetry_installed'])} telemetry packages installed, loaded by the import: "
+                        f"{', '.join(p3['telemetry_loaded_by_import']) or 'none'}" if "telemetry_installed" in p3 else "")))
     if p5 := results.get("p5_cold_first_token"):
         parts = p5["host_parts_median_ms"]
         bare = p5["bare_parts_median_ms"]
