@@ -36,6 +36,7 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
+from . import telemetry
 from .credentials import get_credential
 from .errors import DependencyUnavailable, InvalidRequest, ServiceError
 from .retry import pipeline_options
@@ -176,7 +177,7 @@ class AcsIdentityClient:
         if self._client is None:
             from azure.communication.identity.aio import CommunicationIdentityClient
 
-            options = pipeline_options(self._settings.dependency_timeout_seconds, self._retries)
+            options = pipeline_options(self._settings.dependency_timeout_seconds, self._retries, "acs")
             if self._settings.acs_endpoint:
                 self._client = CommunicationIdentityClient(self._settings.acs_endpoint, get_credential(), **options)
             else:
@@ -188,7 +189,8 @@ class AcsIdentityClient:
     async def _call(self, operation: str, call: Callable[[Any], Awaitable[T]]) -> T:
         try:
             async with asyncio.timeout(self._settings.dependency_timeout_seconds):
-                return await call(self._sdk())
+                with telemetry.dependency("acs", operation):
+                    return await call(self._sdk())
         except asyncio.TimeoutError:
             log.warning("acs %s timed out (no answer, so no MS-CV)", operation)
             raise DependencyUnavailable("Azure Communication Services did not answer in time.", retry_after=5) from None
@@ -291,7 +293,8 @@ class AcsIdentityClient:
 
     async def _delete_quietly(self, communication_user_id: str) -> None:
         try:
-            await self.delete_identity(communication_user_id)
+            if await self.delete_identity(communication_user_id):
+                telemetry.identity_deleted("late_create")
         except ServiceError:
             log.error("could not delete an identity created after the time budget; it is orphaned")
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import azure.functions as func
 
-from . import access_policy
+from . import access_policy, telemetry
 from .caller import PLATFORM_AUTH_OFF, PLATFORM_AUTH_OFF_MESSAGE, Caller, identify_caller, is_app_user_id
 from .errors import DependencyUnavailable, Forbidden, InvalidRequest, NotFound, PayloadTooLarge, Throttled
 from .http_responses import empty_response, json_response, respond
@@ -65,7 +65,9 @@ def _text_field(data: dict[str, Any], name: str, max_length: int) -> str:
 
 
 async def _caller(req: func.HttpRequest) -> Caller:
-    return await identify_caller(req.headers, get_runtime().settings)
+    caller = await identify_caller(req.headers, get_runtime().settings)
+    telemetry.identify_user(caller.app_user_id)
+    return caller
 
 
 @lru_cache(maxsize=2)

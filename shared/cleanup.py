@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import AsyncIterator
 
+from . import telemetry
 from .acs_identity import AcsIdentityClient, AcsRefused
 from .errors import DependencyUnavailable
 from .identity_store import IdentityStore, Mapping, Tombstone, table_key
@@ -140,6 +141,7 @@ class Sweeper:
         await self._trim_revocations()
         report.seconds = time.monotonic() - started
         log.info(report.summary())
+        telemetry.record_sweep(report)
         return report
 
     async def _work_pages(self) -> AsyncIterator[list[Tombstone | Mapping]]:
@@ -238,6 +240,7 @@ class Sweeper:
                 raise DependencyUnavailable("The mapping kept changing while it was swept.", retry_after=1)
         if deleted:
             report.deleted += 1
+            telemetry.identity_deleted("sweep")
         elif tombstone.swept_at is not None:
             report.retained += 1
         else:
@@ -275,6 +278,7 @@ class Sweeper:
         report.acs_deletes += 1
         if await self._acs.delete_identity(mapping.communication_user_id):
             report.deleted += 1
+            telemetry.identity_deleted("inactive")
         else:
             report.already_gone += 1
         await self._store.remove(mapping)

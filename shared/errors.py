@@ -62,6 +62,9 @@ class DependencyUnavailable(ServiceError):
 
     code = "ServiceUnavailable"
 
-    def __init__(self, message: str, *, retry_after: int = 5, code: str | None = None) -> None:
+    def __init__(self, message: str, *, retry_after: int = 5, code: str | None = None, dependency: str | None = None) -> None:
         super().__init__(message, code=code)
         self.retry_after = max(1, int(retry_after))
+        #: Which dependency the 503 is owed to when the error itself says (telemetry counts 503s
+        #: by it): "deadline" or "config"; otherwise telemetry reads it off the failed call.
+        self.dependency = dependency

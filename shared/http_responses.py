@@ -24,6 +24,7 @@ from .errors import (
     Throttled,
     Unauthenticated,
 )
+from . import telemetry
 from .settings import SettingsError, get_settings
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ def empty_response(status: int = 204) -> func.HttpResponse:
 
 def error_response(error: ServiceError) -> func.HttpResponse:
     status = next((code for kind, code in _STATUS.items() if isinstance(error, kind)), 500)
+    telemetry.responded(status, error, dependency=getattr(error, "dependency", None))
     headers = {}
     retry_after = getattr(error, "retry_after", None)
     if retry_after is not None:
@@ -89,7 +91,7 @@ async def respond(operation: str, work: Callable[[], Awaitable[func.HttpResponse
         return error_response(error)
     except SettingsError as error:
         log.error("%s: the app is misconfigured: %s", operation, error)
-        return error_response(DependencyUnavailable("The service is misconfigured.", retry_after=60, code="ServiceMisconfigured"))
+        return error_response(DependencyUnavailable("The service is misconfigured.", retry_after=60, code="ServiceMisconfigured", dependency="config"))
     except TimeoutError:
         if deadline is None or not deadline.expired():
             log.exception("%s: unexpected timeout", operation)
@@ -97,7 +99,8 @@ async def respond(operation: str, work: Callable[[], Awaitable[func.HttpResponse
         log.warning("%s: stopped at the request deadline", operation)
         return error_response(
             DependencyUnavailable(
-                "The service took too long to answer; try again.", retry_after=DEADLINE_RETRY_AFTER_SECONDS, code="DeadlineExceeded"
+                "The service took too long to answer; try again.", retry_after=DEADLINE_RETRY_AFTER_SECONDS, code="DeadlineExceeded",
+                dependency="deadline",
             )
         )
     except Exception:

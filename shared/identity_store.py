@@ -40,6 +40,7 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableTransactionError
 
+from . import telemetry
 from .credentials import get_credential
 from .errors import DependencyUnavailable
 from .retry import pipeline_options
@@ -139,7 +140,7 @@ class IdentityStore:
         if self._client is None:
             from azure.data.tables.aio import TableClient
 
-            options = pipeline_options(self._settings.dependency_timeout_seconds)
+            options = pipeline_options(self._settings.dependency_timeout_seconds, dependency="tables")
             if self._settings.tables_endpoint:
                 self._client = TableClient(
                     endpoint=self._settings.tables_endpoint,
@@ -159,13 +160,15 @@ class IdentityStore:
         try:
             try:
                 async with asyncio.timeout(self._settings.dependency_timeout_seconds):
-                    return await call(self._table())
+                    with telemetry.dependency("tables", operation):
+                        return await call(self._table())
             except ResourceNotFoundError as error:
                 if self._table_ready or getattr(error, "error_code", None) != "TableNotFound":
                     raise
                 await self._create_table()
                 async with asyncio.timeout(self._settings.dependency_timeout_seconds):
-                    return await call(self._table())
+                    with telemetry.dependency("tables", operation):
+                        return await call(self._table())
         except (ResourceNotFoundError, ResourceExistsError, ResourceModifiedError, TableTransactionError):
             raise
         except asyncio.TimeoutError:

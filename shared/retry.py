@@ -18,6 +18,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from . import telemetry
+
 
 @lru_cache(maxsize=1)
 def _environment_configures_http() -> bool:
@@ -26,9 +28,10 @@ def _environment_configures_http() -> bool:
     return bool(urllib.request.getproxies()) or "NETRC" in os.environ or (Path.home() / ".netrc").exists()
 
 
-def pipeline_options(timeout_seconds: float, retries: int = 3) -> dict[str, Any]:
-    """Keyword arguments for an SDK client: a short retry budget inside ``timeout_seconds``."""
-    return {
+def pipeline_options(timeout_seconds: float, retries: int = 3, dependency: str | None = None) -> dict[str, Any]:
+    """Keyword arguments for an SDK client: a short retry budget inside ``timeout_seconds``. With
+    telemetry on, every answer of ``dependency`` is counted, the 429s azure-core retried included."""
+    options: dict[str, Any] = {
         "retry_total": retries,
         "retry_backoff_factor": 0.2,
         "retry_backoff_max": 2,
@@ -36,3 +39,6 @@ def pipeline_options(timeout_seconds: float, retries: int = 3) -> dict[str, Any]
         "read_timeout": timeout_seconds,
         "use_env_settings": _environment_configures_http(),
     }
+    if dependency and telemetry.enabled():
+        options["per_retry_policies"] = [telemetry.answer_counter(dependency)]
+    return options

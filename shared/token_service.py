@@ -35,6 +35,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Awaitable, Callable
 
+from . import telemetry
 from .acs_identity import AcsIdentityClient, AcsToken, IdentityGone
 from .errors import DependencyUnavailable, Forbidden, InvalidRequest, Throttled
 from .identity_store import IdentityStore, Mapping
@@ -185,6 +186,7 @@ class TokenService:
         if not fresh:
             recent = await self._reusable(app_user_id, known, key)
             if recent is not None:
+                telemetry.token_reused()
                 return recent
         revoked_at = self._revoked_at(app_user_id, communication_user_id)
         forgotten = self._forgotten.get(communication_user_id)
@@ -197,6 +199,7 @@ class TokenService:
                     await asyncio.sleep(wait)
             started_at, started = _now(), time.monotonic()
             token = await self._acs.issue_token(communication_user_id, scopes, minutes)
+            telemetry.token_issued()
             self._recent_tokens.put(key, _Recent(started_at, started, token))
             return token
 
@@ -314,9 +317,12 @@ class TokenService:
         """The mapped identity no longer exists at ACS (deleted, or another resource's): point
         the mapping at a new one."""
         log.warning("mapped identity of user %s no longer exists in this ACS resource; repairing", user_ref(mapping.app_user_id))
-        return await self._new_identity(
+        repaired = await self._new_identity(
             mapping.app_user_id, scopes, minutes, lambda new_id: self._store.replace(mapping, new_id), "mapping changed during repair"
         )
+        if repaired is not None:
+            telemetry.identity_repaired()
+        return repaired
 
     async def _new_identity(
         self,
@@ -348,6 +354,7 @@ class TokenService:
     ) -> tuple[str, AcsToken] | None:
         started_at, started = _now(), time.monotonic()
         communication_user_id, token = await self._acs.create_user_and_token(scopes, minutes)
+        telemetry.token_issued()
         try:
             recorded = await record(communication_user_id)
         except BaseException:
@@ -356,6 +363,7 @@ class TokenService:
         if not recorded:
             await self._discard(communication_user_id, lost_race)
             return None
+        telemetry.identity_created()
         now = _now()
         self._identities.put(app_user_id, _Known(communication_user_id, now, True, None, None))
         self._recent_tokens.put((communication_user_id, scopes, minutes), _Recent(started_at, started, token))
@@ -369,6 +377,7 @@ class TokenService:
         except DependencyUnavailable:
             log.error("could not delete an unmapped new identity (%s); it is orphaned", why)
             raise
+        telemetry.identity_deleted("unmapped")
 
     def _spend_creation(self, app_user_id: str) -> None:
         """Count an identity creation against the user's daily budget (this instance's count)."""
@@ -435,7 +444,8 @@ class TokenService:
             if mapping is None:
                 return deleted
             self._forget(app_user_id, mapping.communication_user_id)
-            await self._acs.delete_identity(mapping.communication_user_id)
+            if await self._acs.delete_identity(mapping.communication_user_id):
+                telemetry.identity_deleted("user_request")
             deleted = True
             # Deleting revokes too: other instances stop reusing its tokens within the bound.
             await self._store.record_revocation(app_user_id, mapping.communication_user_id, _now(), on_mapping=False)
@@ -447,7 +457,9 @@ class TokenService:
     async def exchange_teams_token(self, app_user_id: str, teams_token: str, app_id: str, user_id: str) -> AcsToken:
         """Exchange a Teams user's Entra token; it counts against the caller's token limit too."""
         self._check_rate(app_user_id)
-        return await self._acs.exchange_teams_token(teams_token, app_id, user_id)
+        token = await self._acs.exchange_teams_token(teams_token, app_id, user_id)
+        telemetry.token_issued("teams")
+        return token
 
     async def mark_deleted(self, app_user_ids: list[str]) -> int:
         """Tombstone app users; the sweep deletes their identities. Local caches drop them now."""
