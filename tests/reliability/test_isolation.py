@@ -7,6 +7,7 @@ whose ids differ only by case, escaping, Unicode form or provider prefix are dif
 
 from __future__ import annotations
 
+import json
 import unicodedata
 import uuid
 
@@ -100,6 +101,9 @@ def test_paths_naming_another_user_reach_nothing(api: Api, emulator: Emulator, v
         response = api.call(method, url, attacker)
         body = response.json() if response.content and "json" in response.headers.get("Content-Type", "") else {}
         assert target_issued["communicationUserId"] not in response.text and "token" not in body
+        # No route takes an id: 404, except where the client normalises "../" back to the caller's
+        # own /api/identity (the attacker has none: GET 404 IdentityNotFound, DELETE 204).
+        assert response.status_code == 404 or (method == "DELETE" and response.status_code == 204), (method, url, response.status_code)
     _victim_untouched(api, emulator, target, target_issued)
 
 
@@ -119,6 +123,9 @@ def test_two_principal_headers_are_refused_not_merged(api: Api, emulator: Emulat
     connection.endheaders()
     response = connection.getresponse()
     assert response.status == 401
+    assert response.getheader("WWW-Authenticate", "").startswith("Bearer")
+    body = json.loads(response.read())
+    assert set(body) == {"error"} and body["error"]["code"] and "token" not in body
     connection.close()
     _victim_untouched(api, emulator, target, target_issued)
 
