@@ -69,7 +69,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "accept-an-unknown-scope", "shared/access_policy.py",
-        "        unknown = sorted({s for s in scopes if s not in settings.allowed_scopes})",
+        "        unknown = sorted({s for s in scopes if s not in settings.allowed_scopes | allowed.scopes})",
         "        unknown = []",
         ("G16",), "a caller gets scopes the app does not allow",
     ),
@@ -99,8 +99,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "delete-only-the-mapping", "shared/token_service.py",
-        "            await self._acs.delete_identity(mapping.communication_user_id)\n            deleted = True",
-        "            deleted = True",
+        '            if await self._acs.delete_identity(mapping.communication_user_id):\n                telemetry.identity_deleted("user_request")',
+        '            if False:\n                telemetry.identity_deleted("user_request")',
         ("G26",), "DELETE /api/identity leaves the ACS identity (and its tokens) alive",
     ),
     Mutation(
