@@ -48,3 +48,20 @@ export function grantedScopes(token, requested) {
 export function tokenId(token) {
   return token.slice(-6);
 }
+
+/**
+ * When the token expires by this device's clock (ms since the epoch). The credential compares
+ * expiresOnTimestamp with the device's clock, so a device clock that is off (say, an hour fast)
+ * would make a new token look expired, or nearly so, and send the credential into refresh after
+ * refresh (Azure/azure-sdk#3712). The token's remaining lifetime is therefore read against the
+ * service's clock (its Date header, `serverTime`) and counted from when the answer arrived. The
+ * Date header has whole seconds, so the lifetime is counted one second short.
+ * @param {{expiresOn: string, serverTime?: number, receivedAt?: number}} issued
+ */
+export function localExpiresOn(issued) {
+  const expires = Date.parse(issued.expiresOn);
+  if (!Number.isFinite(issued.serverTime) || !Number.isFinite(issued.receivedAt)) {
+    return expires;
+  }
+  return issued.receivedAt + (expires - issued.serverTime) - 1000;
+}

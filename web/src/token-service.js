@@ -2,19 +2,24 @@
 // TokenServiceError carrying a sentence a person can act on, so the page never has to show raw
 // HTTP details and never needs the console.
 
+import { explainCode } from "./explanations.js";
+
 /** A failed call, with the service's own code and message when it sent one. */
 export class TokenServiceError extends Error {
   /**
    * @param {string} message  sentence to show to the person
-   * @param {{status?: number, code?: string, retryAfterSeconds?: number, signInRequired?: boolean}} details
+   * @param {{status?: number, code?: string, retryAfterSeconds?: number, signInRequired?: boolean,
+   *   explanation?: string}} details  status 0: no answer arrived (network)
    */
-  constructor(message, { status = 0, code = "Unknown", retryAfterSeconds, signInRequired = false } = {}) {
+  constructor(message, { status = 0, code = "Unknown", retryAfterSeconds, signInRequired = false, explanation } = {}) {
     super(message);
     this.name = "TokenServiceError";
     this.status = status;
     this.code = code;
     this.retryAfterSeconds = retryAfterSeconds;
     this.signInRequired = signInRequired;
+    /** What the code means for the person and what they can do, when the page knows it. */
+    this.explanation = explanation;
   }
 }
 
@@ -40,8 +45,13 @@ async function call(method, path, body, { fresh = true } = {}) {
   let response;
   try {
     response = await fetch(path, init);
-  } catch {
-    throw new TokenServiceError("The token service could not be reached. Check your connection and try again.");
+  } catch (error) {
+    if (error?.name === "AbortError") {
+      throw error;
+    }
+    throw new TokenServiceError("The token service could not be reached. Check your connection and try again.", {
+      code: "NetworkError",
+    });
   }
   // When the sign-in has lapsed the platform answers an API call with a redirect to the sign-in
   // page (an HTML page), not with the service's JSON.
@@ -63,33 +73,37 @@ async function readJson(response) {
   }
 }
 
+/**
+ * Seconds to wait from a Retry-After value: whole seconds, or an HTTP date (RFC 9110 10.2.3).
+ * Undefined when absent or unreadable.
+ */
+export function parseRetryAfter(value, now = Date.now()) {
+  const text = (value || "").trim();
+  if (/^\d+$/.test(text)) {
+    return Number.parseInt(text, 10);
+  }
+  const at = Date.parse(text);
+  return text && Number.isFinite(at) ? Math.max(0, Math.ceil((at - now) / 1000)) : undefined;
+}
+
 async function failure(response, whatFailed) {
   const body = await readJson(response);
-  const retryAfter = Number.parseInt(response.headers.get("Retry-After") || "", 10);
-  const retryAfterSeconds = Number.isFinite(retryAfter) ? retryAfter : undefined;
+  const retryAfterSeconds = parseRetryAfter(response.headers.get("Retry-After"));
   let message = body?.error?.message || `${whatFailed} failed (HTTP ${response.status}).`;
   if (retryAfterSeconds !== undefined) {
     message += ` Try again in ${retryAfterSeconds} second${retryAfterSeconds === 1 ? "" : "s"}.`;
   }
+  const code = body?.error?.code || `Http${response.status}`;
   return new TokenServiceError(message, {
     status: response.status,
-    code: body?.error?.code || `Http${response.status}`,
+    code,
     retryAfterSeconds,
+    explanation: explainCode(response.status, code),
   });
 }
 
-/**
- * Issues a token for the signed-in user (creating their communication identity on first use).
- * @param {{scopes: string[], expiresInMinutes: number}} request
- * @param {{fresh?: boolean}} [options] fresh: false lets the service hand out a token it issued
- *   moments ago for the same scopes and lifetime (what a proactive background refresh wants)
- * @returns {Promise<{communicationUserId: string, token: string, expiresOn: string}>}
- */
-export async function issueToken(request, { fresh = true } = {}) {
-  const response = await call("POST", "/api/token", request, { fresh });
-  if (response.status !== 200) {
-    throw await failure(response, "Getting a token");
-  }
+/** The token answer, checked, with the service's clock reading (its Date header) when it sent one. */
+async function issuedToken(response) {
   const body = await readJson(response);
   if (!body || typeof body.token !== "string" || typeof body.communicationUserId !== "string") {
     throw new TokenServiceError("The token service sent an answer this page does not understand.", {
@@ -97,7 +111,43 @@ export async function issueToken(request, { fresh = true } = {}) {
       code: "UnexpectedResponse",
     });
   }
-  return body;
+  const serverDate = Date.parse(response.headers.get("Date") || "");
+  return { ...body, serverTime: Number.isFinite(serverDate) ? serverDate : undefined, receivedAt: Date.now() };
+}
+
+/**
+ * @typedef {{communicationUserId: string, token: string, expiresOn: string,
+ *   serverTime?: number, receivedAt: number}} IssuedToken  serverTime: the answer's Date header
+ *   (ms), to read expiresOn against the service's clock rather than this device's
+ */
+
+/**
+ * Issues a token for the signed-in user (creating their communication identity on first use).
+ * @param {{scopes: string[], expiresInMinutes: number}} request
+ * @param {{fresh?: boolean}} [options] fresh: false lets the service hand out a token it issued
+ *   moments ago for the same scopes and lifetime (what a proactive background refresh wants)
+ * @returns {Promise<IssuedToken>}
+ */
+export async function issueToken(request, { fresh = true } = {}) {
+  const response = await call("POST", "/api/token", request, { fresh });
+  if (response.status !== 200) {
+    throw await failure(response, "Getting a token");
+  }
+  return issuedToken(response);
+}
+
+/**
+ * Issues a Teams meeting guest token: a new short-lived identity that may only join calls and
+ * meetings (voip.join), for a person who is not an app user. No sign-in needed.
+ * @param {string} displayName  the name the person typed (shown to the meeting, not an identity)
+ * @returns {Promise<IssuedToken & {displayName: string, scopes?: string[]}>}
+ */
+export async function issueGuestToken(displayName) {
+  const response = await call("POST", "/api/guest/token", { displayName });
+  if (response.status !== 200) {
+    throw await failure(response, "Getting a guest token");
+  }
+  return issuedToken(response);
 }
 
 /**

@@ -1,0 +1,160 @@
+// The signed-in member's token page: signs the person in (through the platform), gets their token
+// through AzureCommunicationTokenCredential exactly as a chat or calling client would, and lets
+// them refresh, revoke and delete. Outcomes and errors are written to the page for the person;
+// nothing is logged to the console, and the token itself is never put on the page.
+
+import { createCredentialSession } from "./credential-session.js";
+import { createView } from "./page-view.js";
+import { deleteIdentity, getIdentity, getSignedInUser, issueToken, revokeTokens } from "./token-service.js";
+
+const MIN_LIFETIME = 60;
+const MAX_LIFETIME = 1440;
+
+export function startMemberPage() {
+  const $ = (id) => document.getElementById(id);
+  const page = createView();
+  const { showStatus, clearError, showError, showToken, showNoToken } = page;
+  const view = {
+    ...page.view,
+    signedIn: $("signed-in"),
+    userName: $("user-name"),
+    userProvider: $("user-provider"),
+    form: $("token-form"),
+    lifetime: $("lifetime"),
+    refresh: $("refresh"),
+    revoke: $("revoke"),
+    remove: $("delete"),
+    main: $("main"),
+  };
+
+  /** What the page knows; the token string itself lives only inside the credential. */
+  const state = {
+    /** The scopes and lifetime the person last asked for; proactive refreshes ask for the same. */
+    request: { scopes: ["chat", "voip"], expiresInMinutes: MIN_LIFETIME },
+    busy: false,
+    /** Whether the next token must be newly issued (a person's click) or may be one issued moments ago. */
+    fresh: true,
+  };
+
+  // A person's own click asks for a newly issued token; opening the page and the credential's
+  // background refreshes accept one the service issued moments ago (e.g. for another tab of the
+  // same user), so a storm of reloads costs ACS nothing extra.
+  const session = createCredentialSession({
+    page,
+    obtain: ({ background }) => issueToken(state.request, { fresh: !background && state.fresh }),
+    show: (issued) => showToken(issued, state.request.scopes),
+    renewedText: () => `Your token was renewed. It expires at ${view.expiresOn.textContent}.`,
+    isBusy: () => state.busy,
+  });
+
+  // ---- actions ------------------------------------------------------------------------------
+
+  function readRequest() {
+    const scopes = [...view.form.querySelectorAll('input[name="scope"]:checked')].map((box) => box.value);
+    const lifetime = Number(view.lifetime.value);
+    view.lifetime.removeAttribute("aria-invalid");
+    if (scopes.length === 0) {
+      view.form.querySelector('input[name="scope"]').focus();
+      throw new Error("Choose at least one scope.");
+    }
+    if (!Number.isInteger(lifetime) || lifetime < MIN_LIFETIME || lifetime > MAX_LIFETIME) {
+      view.lifetime.setAttribute("aria-invalid", "true");
+      view.lifetime.focus();
+      throw new Error(`The lifetime must be a whole number of minutes from ${MIN_LIFETIME} to ${MAX_LIFETIME}.`);
+    }
+    return { scopes, expiresInMinutes: lifetime };
+  }
+
+  /**
+   * Runs one action at a time. Buttons are marked aria-disabled rather than disabled while busy,
+   * so keyboard focus stays where the person left it.
+   */
+  async function runAction(working, action) {
+    if (state.busy) {
+      return;
+    }
+    state.busy = true;
+    view.main.setAttribute("aria-busy", "true");
+    for (const button of [view.refresh, view.revoke, view.remove]) {
+      button.setAttribute("aria-disabled", "true");
+    }
+    clearError();
+    showStatus(working);
+    try {
+      await action();
+    } catch (error) {
+      if (!error?.shownToPerson) {
+        showError(error);
+      }
+    } finally {
+      state.busy = false;
+      view.main.removeAttribute("aria-busy");
+      for (const button of [view.refresh, view.revoke, view.remove]) {
+        button.removeAttribute("aria-disabled");
+      }
+    }
+  }
+
+  async function getNewToken({ fresh = true } = {}) {
+    state.request = readRequest();
+    state.fresh = fresh;
+    await session.start();
+    showStatus(`New token issued. It expires at ${view.expiresOn.textContent}.`);
+  }
+
+  async function revoke() {
+    await revokeTokens();
+    session.drop();
+    showNoToken("None (all tokens revoked)");
+    // ACS promises no immediate stop: a revocation "can take up to 15 minutes to propagate"
+    // (learn.microsoft.com/azure/communication-services/concepts/identity-model). Deleting the
+    // identity is what stops its tokens at once.
+    showStatus(
+      "All tokens issued to your identity so far were revoked. Communication Services may keep accepting them " +
+        "for up to 15 minutes; deleting your identity stops them at once. Get a new token to continue.",
+    );
+  }
+
+  async function removeIdentity() {
+    if (!window.confirm("Delete your communication identity? Every token issued to it stops working.")) {
+      showStatus("Nothing was deleted.");
+      return;
+    }
+    await deleteIdentity();
+    session.drop();
+    const identity = await getIdentity();
+    if (identity) {
+      throw new Error("The identity is still there. Try deleting it again.");
+    }
+    view.userId.textContent = "None (deleted)";
+    showNoToken("None");
+    showStatus("Your communication identity was deleted. Getting a new token creates a new identity.");
+  }
+
+  async function start() {
+    const user = await getSignedInUser();
+    if (!user) {
+      window.location.replace("/signin.html");
+      return;
+    }
+    view.userName.textContent = user.userDetails;
+    view.userProvider.textContent = `(${user.identityProvider})`;
+    view.signedIn.hidden = false;
+    // Opening (or reloading) the page may take a token the service issued moments ago: a storm
+    // of reloads then costs ACS nothing extra. The button asks for a newly issued one.
+    await getNewToken({ fresh: false });
+  }
+
+  // ---- wiring -------------------------------------------------------------------------------
+
+  view.form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    runAction("Getting a new token…", () => getNewToken());
+  });
+  view.revoke.addEventListener("click", () => runAction("Revoking your tokens…", revoke));
+  view.remove.addEventListener("click", () => runAction("Deleting your identity…", removeIdentity));
+  view.signedIn.querySelector("#sign-out").addEventListener("click", () => session.drop());
+
+  runAction("Loading…", start);
+  return { showError };
+}
