@@ -46,6 +46,12 @@ async def exchange_teams_token(req: func.HttpRequest, context: func.Context) -> 
         return await api.exchange_teams_token(req)
 
 
+@app.route(route="guest/token", methods=["POST"])
+async def issue_guest_token(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    with telemetry.invocation(context):
+        return await api.issue_guest_token(req)
+
+
 @app.route(route="manage/deleted-users", methods=["POST"])
 async def mark_deleted_users(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     with telemetry.invocation(context):

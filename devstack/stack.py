@@ -124,8 +124,12 @@ def _app_settings(stack: dict) -> dict:
         "TEAMS_ALLOWED_TENANT_IDS": "*",
         "OIDC_ISSUER": stack["oidcIssuer"],
         "OIDC_AUDIENCE": stack["oidcAudience"],
+        # Chat scopes stay on locally (the page and tests exercise them; the host logs the
+        # retirement warning line); a deployment defaults to voip only.
         "ACS_ALLOWED_SCOPES": "chat,voip",
         "ACS_DEFAULT_SCOPES": "chat,voip",
+        # Teams meeting guests, so the page can show that flow (off by default in a deployment).
+        "GUEST_ACCESS_ENABLED": "true",
         "TOKEN_DEFAULT_MINUTES": "60",
         "CLEANUP_SCHEDULE": "0 0 3 * * *",
     }

@@ -150,8 +150,9 @@ param oidcIssuer string = ''
 param oidcAudience string = ''
 param oidcAlgorithms string = 'RS256'
 
-param acsAllowedScopes string = 'chat,voip'
-param acsDefaultScopes string = 'chat,voip'
+@description('ACS token scopes callers may ask for. Voip only by default: chat, chat.join and chat.join.limited retire with ACS Chat on 2028-09-30 (README, After September 2028); the app logs a warning at startup when they are allowed.')
+param acsAllowedScopes string = 'voip'
+param acsDefaultScopes string = 'voip'
 
 @minValue(60)
 @maxValue(1440)
@@ -216,6 +217,21 @@ param revocationCheckSeconds int = 5
 @minValue(0)
 @maxValue(100000)
 param identityCreationsPerUserPerDay int = 10
+
+@description('"true": serve POST /api/guest/token, a voip.join token for a new short-lived identity to anyone, to join a Teams meeting as a guest (README, After September 2028).')
+@allowed([
+  'true'
+  'false'
+])
+param guestAccessEnabled string = 'false'
+@description('Guest tokens one client address may get per minute, per instance.')
+@minValue(1)
+@maxValue(1000)
+param guestRequestsPerClientPerMinute int = 5
+@description('Guest tokens all clients together may get per minute, per instance: bounds the identities an anonymous flood can make.')
+@minValue(1)
+@maxValue(1000)
+param guestRequestsPerMinute int = 30
 
 @description('When the cleanup of deleted users runs: six-field NCRONTAB in UTC (default daily 03:30).')
 param cleanupSchedule string = '0 30 3 * * *'
@@ -437,6 +453,23 @@ var appSettings = [
   {
     name: 'IDENTITY_CREATIONS_PER_USER_PER_DAY'
     value: string(identityCreationsPerUserPerDay)
+  }
+  {
+    name: 'GUEST_ACCESS_ENABLED'
+    value: guestAccessEnabled
+  }
+  {
+    // The only value: a guest token lasts at most 60 minutes and ACS issues none shorter.
+    name: 'GUEST_TOKEN_MINUTES'
+    value: '60'
+  }
+  {
+    name: 'GUEST_REQUESTS_PER_CLIENT_PER_MINUTE'
+    value: string(guestRequestsPerClientPerMinute)
+  }
+  {
+    name: 'GUEST_REQUESTS_PER_MINUTE'
+    value: string(guestRequestsPerMinute)
   }
   {
     // Read by the timer trigger's binding as %CLEANUP_SCHEDULE% (six-field NCRONTAB, UTC).

@@ -16,6 +16,11 @@ file next to the web page is easy to lose. So the function app enforces it itsel
 * ``TOKEN_ROLE_POLICY``: per-role scopes and longest lifetime (``guest:voip.join:60``). A caller
   with listed roles gets the union of their scopes and the longest of their lifetimes; a caller
   with none of them gets ``ACS_ALLOWED_SCOPES`` up to 1440 minutes.
+* The guest policy (``GUEST_SCOPES`` for at most ``GUEST_MAX_MINUTES``, shared/settings.py) is the
+  one grant for Teams meeting guests: anonymous people at POST /api/guest/token (only when
+  ``GUEST_ACCESS_ENABLED``), and signed-in callers in the ``guest`` role whose other roles the
+  role policy does not list. A ``guest`` entry in TOKEN_ROLE_POLICY may narrow it, never widen it
+  (settings.py refuses that), so both ways in give a guest the same at most.
 * Teams exchange: off unless ``TEAMS_EXCHANGE_ENABLED``; the Teams token's app (``appId``) and
   tenant must be allow-listed, and when the caller is a Microsoft Entra user, the Teams token must
   be theirs (same tenant and object id). Its signature is ACS's to check; this module only reads
@@ -33,8 +38,8 @@ import re
 from dataclasses import dataclass
 
 from .caller import Caller
-from .errors import Forbidden, InvalidRequest
-from .settings import ANY, MAX_TOKEN_MINUTES, MIN_TOKEN_MINUTES, Settings
+from .errors import Forbidden, InvalidRequest, NotFound
+from .settings import ANY, GUEST_MAX_MINUTES, GUEST_ROLE, GUEST_SCOPES, MAX_TOKEN_MINUTES, MIN_TOKEN_MINUTES, Settings
 
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 #: A JWT's three base64url parts (Teams tokens are JWTs); anything else is refused before ACS.
@@ -77,10 +82,16 @@ def admit(caller: Caller, settings: Settings) -> None:
                         code="RoleRequired")
 
 
+#: What a Teams meeting guest may get, whichever way they come in.
+GUEST_GRANT = TokenGrant(GUEST_SCOPES, GUEST_MAX_MINUTES)
+
+
 def grant(caller: Caller, settings: Settings) -> TokenGrant:
     """The scopes and longest lifetime the caller's roles allow."""
     matching = [(scopes, minutes) for role, scopes, minutes in settings.token_role_policy if role in caller.roles]
     if not matching:
+        if GUEST_ROLE in caller.roles:
+            return GUEST_GRANT
         return TokenGrant(settings.allowed_scopes, MAX_TOKEN_MINUTES)
     return TokenGrant(frozenset().union(*(scopes for scopes, _ in matching)), max(minutes for _, minutes in matching))
 
@@ -94,7 +105,7 @@ def token_request(caller: Caller, settings: Settings, scopes: object, minutes: o
     else:
         if not isinstance(scopes, list) or not scopes or not all(isinstance(s, str) for s in scopes):
             raise InvalidRequest("scopes must be a non-empty list of strings.", code="InvalidScope")
-        unknown = sorted({s for s in scopes if s not in settings.allowed_scopes})
+        unknown = sorted({s for s in scopes if s not in settings.allowed_scopes | allowed.scopes})
         if unknown:
             shown = ", ".join(repr(s[:40]) for s in unknown[:5])
             raise InvalidRequest(
@@ -120,6 +131,15 @@ def token_request(caller: Caller, settings: Settings, scopes: object, minutes: o
             raise Forbidden(f"Your role allows tokens of at most {allowed.max_minutes} minutes.", code="LifetimeNotAllowed")
         lifetime = minutes
     return chosen, lifetime
+
+
+def guest_request(settings: Settings) -> tuple[tuple[str, ...], int]:
+    """The scopes and lifetime of a guest token (POST /api/guest/token): the guest policy, with
+    GUEST_TOKEN_MINUTES. 404 GuestAccessDisabled unless GUEST_ACCESS_ENABLED: a deployment that
+    does not serve guests does not tell callers more than that."""
+    if not settings.guest_access_enabled:
+        raise NotFound("This service does not give guest access.", code="GuestAccessDisabled")
+    return tuple(sorted(GUEST_GRANT.scopes)), min(settings.guest_token_minutes, GUEST_GRANT.max_minutes)
 
 
 def _unverified_claims(teams_token: str) -> dict[str, object]:

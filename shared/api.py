@@ -14,6 +14,8 @@ import azure.functions as func
 
 from . import access_policy, telemetry
 from .caller import PLATFORM_AUTH_OFF, PLATFORM_AUTH_OFF_MESSAGE, Caller, identify_caller, is_app_user_id
+from .client_address import client_address
+from .guest_service import GuestService, display_name
 from .errors import DependencyUnavailable, Forbidden, InvalidRequest, NotFound, PayloadTooLarge, Throttled
 from .http_responses import empty_response, json_response, respond
 from .rate_limit import PerUserRateLimiter
@@ -164,6 +166,35 @@ async def exchange_teams_token(req: func.HttpRequest) -> func.HttpResponse:
         return json_response({"token": token.token, "expiresOn": _iso(token.expires_on)})
 
     return await respond("exchange_teams_token", work)
+
+
+@lru_cache(maxsize=1)
+def _guests() -> GuestService:
+    runtime = get_runtime()
+    return GuestService(runtime.settings, runtime.store, runtime.acs)
+
+
+async def issue_guest_token(req: func.HttpRequest) -> func.HttpResponse:
+    """POST /api/guest/token: a Teams meeting guest's token, for a NEW short-lived identity, with
+    the name they typed handed back. Anonymous: the caller's sign-in, if any, is not read (a
+    guest is not an app user). Off unless GUEST_ACCESS_ENABLED (404 GuestAccessDisabled)."""
+
+    async def work() -> func.HttpResponse:
+        scopes, minutes = access_policy.guest_request(get_runtime().settings)
+        data = read_json(req, frozenset({"displayName"}))
+        name = display_name(data.get("displayName"))
+        guests = _guests()
+        guests.spend_budget(client_address(req.headers))  # only well-formed requests spend it
+        issued = await guests.issue(name, scopes, minutes)
+        return json_response({
+            "communicationUserId": issued.communication_user_id,
+            "token": issued.token,
+            "expiresOn": _iso(issued.expires_on),
+            "displayName": issued.display_name,
+            "scopes": list(issued.scopes),
+        })
+
+    return await respond("issue_guest_token", work)
 
 
 async def mark_deleted_users(req: func.HttpRequest) -> func.HttpResponse:

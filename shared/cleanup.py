@@ -36,13 +36,16 @@ from typing import AsyncIterator
 from . import telemetry
 from .acs_identity import AcsIdentityClient, AcsRefused
 from .errors import DependencyUnavailable
-from .identity_store import IdentityStore, Mapping, Tombstone, table_key
+from .identity_store import GuestRecord, IdentityStore, Mapping, Tombstone, table_key
 from .settings import Settings
 from .token_service import user_ref
 
 log = logging.getLogger(__name__)
 
 _ATTEMPTS = 6
+#: A guest identity goes this long after its token's expiry, not at once: ACS stamps the expiry
+#: by its own clock, which may run a little behind this one.
+_GUEST_EXPIRY_MARGIN = timedelta(minutes=5)
 
 
 @dataclass
@@ -59,6 +62,11 @@ class SweepReport:
     inactive: int = 0
     kept_active: int = 0
     mismatched: int = 0
+    #: Teams meeting guests whose tokens had expired: identities deleted (would be, in a dry
+    #: run), left for the next run at the time budget, failed (counted apart from the users').
+    guests_deleted: int = 0
+    guests_left: int = 0
+    guests_failed: int = 0
     table_operations: int = 0
     acs_deletes: int = 0
     seconds: float = 0.0
@@ -68,6 +76,7 @@ class SweepReport:
             f"cleanup {'dry run ' if self.dry_run else ''}found={self.found} deleted={self.deleted} "
             f"already_gone={self.already_gone} retained={self.retained} failed={self.failed} left={self.left} "
             f"inactive={self.inactive} kept_active={self.kept_active} mismatched={self.mismatched} "
+            f"guests_deleted={self.guests_deleted} guests_left={self.guests_left} guests_failed={self.guests_failed} "
             f"seconds={self.seconds:.1f}"
         )
 
@@ -138,6 +147,7 @@ class Sweeper:
                 await queue.put(None)
             await asyncio.gather(*workers)
             await self._retire(retirements.take(), report)
+        await self._sweep_guests(report, deadline)
         await self._trim_revocations()
         report.seconds = time.monotonic() - started
         log.info(report.summary())
@@ -187,6 +197,43 @@ class Sweeper:
             else:
                 report.failed += 1
                 log.warning("cleanup could not finish one user after %d attempts; the next run retries", _ATTEMPTS)
+
+    async def _sweep_guests(self, report: SweepReport, deadline: float) -> None:
+        """Teams meeting guests whose tokens expired more than _GUEST_EXPIRY_MARGIN ago: the
+        identity, then its row (a crash between leaves a row the next run finishes; ACS's answer
+        for a gone identity counts as done). Bounded workers, one pause on Retry-After for all."""
+        expired_before = datetime.now(timezone.utc) - _GUEST_EXPIRY_MARGIN
+        gate = asyncio.Semaphore(self._settings.cleanup_concurrency)
+        pacer = _Pacer()
+
+        async def sweep(guest: GuestRecord) -> None:
+            async with gate:
+                for _ in range(_ATTEMPTS):
+                    await pacer.wait()
+                    if time.monotonic() >= deadline:
+                        report.guests_left += 1
+                        return
+                    try:
+                        if not self._settings.cleanup_dry_run:
+                            report.acs_deletes += 1
+                            await self._acs.delete_identity(guest.communication_user_id)
+                            await self._store.remove_guest(guest)
+                        report.guests_deleted += 1
+                        return
+                    except AcsRefused:
+                        break
+                    except DependencyUnavailable as error:
+                        pacer.pause(error.retry_after)
+                report.guests_failed += 1
+
+        try:
+            async for page in self._store.expired_guest_pages(expired_before, page_size=1000):
+                if time.monotonic() >= deadline:
+                    report.guests_left += len(page)
+                    break
+                await asyncio.gather(*(sweep(guest) for guest in page))
+        except DependencyUnavailable:
+            log.warning("could not list expired guest identities now; the next run will")
 
     async def _trim_revocations(self) -> None:
         """Revocation rows only matter while a token issued before them may still be reused

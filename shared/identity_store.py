@@ -12,6 +12,9 @@ This module knows Table Storage and nothing of HTTP or ACS. Schema (one table, I
 - tombstone: PartitionKey = "tombstones", RowKey = key(appUserId); AppUserId, MarkedAt, SweptAt?
 - revocation: PartitionKey = "revocations", RowKey = <microseconds since epoch, 20 digits>-<key>;
              CommunicationUserId, RevokedAt (the sweep removes rows older than a day)
+- guest:     PartitionKey = "guests", RowKey = <communication user id>; ExpiresAt, CreatedAt
+             (a Teams meeting guest's identity, written before its token is handed out: ACS
+             cannot list identities, so this row is how the sweep finds it once ExpiresAt passed)
 
 A mapping is a point read (one partition per user, so no hot partition); all tombstones share one
 partition so that a sweep lists only deleted users and marking is a batch transaction. An app
@@ -55,6 +58,9 @@ TOMBSTONE_PARTITION = "tombstones"
 #: learn of the revocations made elsewhere with one query per REVOCATION_CHECK_SECONDS instead of
 #: one read per user.
 REVOCATION_PARTITION = "revocations"
+#: Guest identities, one row each, so none is lost. A user's partition key is an escaped app user
+#: id, which always holds "|" (or starts "sha256-"), so it can never be this one.
+GUEST_PARTITION = "guests"
 _MAX_KEY_CHARS = 512
 
 
@@ -88,6 +94,14 @@ class Tombstone:
     row_key: str
     marked_at: datetime | None
     swept_at: datetime | None
+
+
+@dataclass(frozen=True)
+class GuestRecord:
+    """A Teams meeting guest's identity and when its token expires (then the sweep deletes it)."""
+
+    communication_user_id: str
+    expires_at: datetime
 
 
 def _moment(entity: Any, name: str) -> datetime | None:
@@ -410,6 +424,32 @@ class IdentityStore:
     async def remove_tombstone(self, tombstone: Tombstone) -> None:
         try:
             await self._call("remove_tombstone", lambda t: t.delete_entity(TOMBSTONE_PARTITION, tombstone.row_key))
+        except ResourceNotFoundError:
+            pass
+
+    async def record_guest(self, communication_user_id: str, expires_at: datetime) -> None:
+        """Record a guest identity and its token's expiry, before the token is handed out. An
+        insert refused as existing is our own, re-sent after a lost reply (the key is the new
+        identity's id, which nobody else has)."""
+        entity = {"PartitionKey": GUEST_PARTITION, "RowKey": communication_user_id, "ExpiresAt": expires_at, "CreatedAt": _now()}
+        try:
+            await self._call("record_guest", lambda t: t.create_entity(entity))
+        except ResourceExistsError:
+            pass
+
+    async def expired_guest_pages(self, expired_before: datetime, page_size: int = 1000) -> AsyncIterator[list[GuestRecord]]:
+        """Guest identities whose tokens expired before ``expired_before``, a page at a time (one
+        partition; its size is bounded by the guest budgets times the time between sweeps)."""
+        async for page in self._pages("list_expired_guests", "PartitionKey eq @p and ExpiresAt lt @t",
+                                      {"p": GUEST_PARTITION, "t": expired_before}, page_size):
+            yield [
+                GuestRecord(e["RowKey"], e["ExpiresAt"]) for e in page if isinstance(e.get("ExpiresAt"), datetime)
+            ]
+
+    async def remove_guest(self, guest: GuestRecord) -> None:
+        """Forget a guest identity the sweep has deleted at ACS (idempotent)."""
+        try:
+            await self._call("remove_guest", lambda t: t.delete_entity(GUEST_PARTITION, guest.communication_user_id))
         except ResourceNotFoundError:
             pass
 

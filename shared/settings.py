@@ -21,6 +21,23 @@ KNOWN_SCOPES: frozenset[str] = frozenset({"chat", "chat.join", "chat.join.limite
 MIN_TOKEN_MINUTES = 60
 MAX_TOKEN_MINUTES = 1440
 
+#: The scopes that retire with ACS Chat on 2028-09-30 (MicrosoftDocs/azure-docs,
+#: articles/communication-services/acs-retirement-and-breaking-changes-guide.md, 2026-08-18):
+#: allowed only when configured, and then the host says so at startup (shared/startup.py).
+CHAT_SCOPES: frozenset[str] = frozenset({"chat", "chat.join", "chat.join.limited"})
+CHAT_RETIREMENT_DATE = "2028-09-30"
+#: What the default deployment allows: calling, the part of ACS that stays supported with a
+#: Teams-aligned service after the retirement.
+DEFAULT_SCOPES = "voip"
+
+#: The guest policy (shared/access_policy.py): a Teams meeting guest, whether an anonymous
+#: person at POST /api/guest/token or a signed-in caller in the ``guest`` role at POST /api/token,
+#: gets at most these scopes for at most this long. ACS issues nothing shorter than 60 minutes,
+#: so 60 is also the only lifetime a guest token can have.
+GUEST_ROLE = "guest"
+GUEST_SCOPES: frozenset[str] = frozenset({"voip.join"})
+GUEST_MAX_MINUTES = 60
+
 #: The most dependency calls (ACS or Table Storage) one request can chain: a first call that
 #: loses the creation race reads the mapping, creates, fails the conditional insert, deletes its
 #: identity and reads again. Each may take DEPENDENCY_TIMEOUT_SECONDS, and all of them must fit in
@@ -79,6 +96,10 @@ SETTING_NAMES: frozenset[str] = frozenset(
         "REQUEST_DEADLINE_SECONDS",
         "REVOCATION_CHECK_SECONDS",
         "IDENTITY_CREATIONS_PER_USER_PER_DAY",
+        "GUEST_ACCESS_ENABLED",
+        "GUEST_TOKEN_MINUTES",
+        "GUEST_REQUESTS_PER_CLIENT_PER_MINUTE",
+        "GUEST_REQUESTS_PER_MINUTE",
     }
 )
 
@@ -138,6 +159,13 @@ class Settings:
     revocation_check_seconds: float = 5.0
     #: New ACS identities one user may cause per day on one instance (0 = no limit).
     identity_creations_per_user_per_day: int = 10
+    # -- Teams meeting guests (shared/guest_service.py) --------------------------------------
+    #: Serve POST /api/guest/token (off: 404 GuestAccessDisabled).
+    guest_access_enabled: bool = False
+    guest_token_minutes: int = GUEST_MAX_MINUTES
+    #: Guest tokens one client address may get per minute, and all clients together, per instance.
+    guest_requests_per_client_per_minute: int = 5
+    guest_requests_per_minute: int = 30
 
 
 def _text(env: Mapping[str, str], name: str) -> str | None:
@@ -217,6 +245,11 @@ def _role_policy(env: Mapping[str, str], allowed: frozenset[str]) -> tuple[tuple
             raise SettingsError(f"TOKEN_ROLE_POLICY: the scopes of {role!r} must be among ACS_ALLOWED_SCOPES {sorted(allowed)}")
         if not MIN_TOKEN_MINUTES <= minutes <= MAX_TOKEN_MINUTES:
             raise SettingsError(f"TOKEN_ROLE_POLICY: the minutes of {role!r} must be {MIN_TOKEN_MINUTES}-{MAX_TOKEN_MINUTES}")
+        if role == GUEST_ROLE and (scopes - GUEST_SCOPES or minutes > GUEST_MAX_MINUTES):
+            raise SettingsError(
+                f"TOKEN_ROLE_POLICY: the {GUEST_ROLE!r} role gets at most the guest policy "
+                f"({'+'.join(sorted(GUEST_SCOPES))} for {GUEST_MAX_MINUTES} minutes)"
+            )
         if role in entries:
             raise SettingsError(f"TOKEN_ROLE_POLICY names {role!r} twice")
         entries[role] = (scopes, minutes)
@@ -281,7 +314,7 @@ def load_settings(env: Mapping[str, str] = os.environ, host_json: Path | None = 
     if not algorithms or set(algorithms) - allowed_algorithms:
         raise SettingsError(f"OIDC_ALGORITHMS must be asymmetric algorithms from {sorted(allowed_algorithms)}")
 
-    allowed = _scopes(env, "ACS_ALLOWED_SCOPES", "chat,voip")
+    allowed = _scopes(env, "ACS_ALLOWED_SCOPES", DEFAULT_SCOPES)
     default = _scopes(env, "ACS_DEFAULT_SCOPES", ",".join(allowed))
     if set(default) - set(allowed):
         raise SettingsError("ACS_DEFAULT_SCOPES must be a subset of ACS_ALLOWED_SCOPES")
@@ -310,6 +343,12 @@ def load_settings(env: Mapping[str, str] = os.environ, host_json: Path | None = 
     if teams_enabled and not (teams_app_ids and teams_tenants):
         raise SettingsError(
             f"TEAMS_EXCHANGE_ENABLED needs TEAMS_ALLOWED_APP_IDS and TEAMS_ALLOWED_TENANT_IDS (Entra ids, or {ANY!r})"
+        )
+    guest_minutes = _text(env, "GUEST_TOKEN_MINUTES")
+    if guest_minutes is not None and guest_minutes != str(GUEST_MAX_MINUTES):
+        raise SettingsError(
+            f"GUEST_TOKEN_MINUTES must be {GUEST_MAX_MINUTES}, not {guest_minutes!r}: a guest token lasts at most "
+            f"{GUEST_MAX_MINUTES} minutes and ACS issues none shorter than {MIN_TOKEN_MINUTES}"
         )
 
     return Settings(
@@ -351,6 +390,11 @@ def load_settings(env: Mapping[str, str] = os.environ, host_json: Path | None = 
         request_deadline_seconds=deadline,
         revocation_check_seconds=_number(env, "REVOCATION_CHECK_SECONDS", 5, 0, 60, float),
         identity_creations_per_user_per_day=_number(env, "IDENTITY_CREATIONS_PER_USER_PER_DAY", 10, 0, 100_000),
+        guest_access_enabled=_flag(env, "GUEST_ACCESS_ENABLED", False),
+        guest_token_minutes=GUEST_MAX_MINUTES,
+        # At least 1: guest access is anonymous, so "no limit" is not offered.
+        guest_requests_per_client_per_minute=_number(env, "GUEST_REQUESTS_PER_CLIENT_PER_MINUTE", 5, 1, 1000),
+        guest_requests_per_minute=_number(env, "GUEST_REQUESTS_PER_MINUTE", 30, 1, 1000),
     )
 
 
