@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -90,14 +91,29 @@ def recorded() -> Iterator[Recorded]:
 
 
 class TelemetryHost:
-    """A function host started through the local view's launcher, as `make dev` starts it."""
+    """A function host started through the local view's launcher, as `make dev` starts it.
+
+    Its identity table is its own (dropped at the end), so a sweep it runs finds only the users
+    its tests marked, and the figures it shows are those tests' alone."""
+
+    #: A per-user token limit low enough that a test reaches it in a few requests.
+    TOKEN_REQUESTS_PER_MINUTE = 5
 
     def __init__(self, stack: dict) -> None:
+        from azure.data.tables import TableServiceClient
+
+        self.table_name = f"telemetry{uuid.uuid4().hex[:12]}"
+        self.table = TableServiceClient.from_connection_string(stack["tablesConnectionString"]).create_table_if_not_exists(
+            self.table_name
+        )
         self.functions = f"http://127.0.0.1:{free_port()}"
         self.view = f"http://127.0.0.1:{free_port()}"
         self.log = run_log_dir(stack) / f"functions-telemetry-{self.functions.rsplit(':', 1)[1]}.log"
         self.log.parent.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "CLEANUP_SCHEDULE": quiet_schedule()}
+        env = {
+            **os.environ, "CLEANUP_SCHEDULE": quiet_schedule(), "IDENTITY_TABLE_NAME": self.table_name,
+            "TOKEN_REQUESTS_PER_MINUTE": str(self.TOKEN_REQUESTS_PER_MINUTE),
+        }
         env.pop(telemetry.CONNECTION_SETTING, None)
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(
@@ -132,6 +148,10 @@ class TelemetryHost:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(10)
+        try:
+            self.table.delete_table()
+        except Exception:  # noqa: BLE001 - already gone: nothing to clean up
+            pass
 
 
 @pytest.fixture(scope="session")
