@@ -78,6 +78,16 @@ var hostSettings = [
     name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
     value: 'ClientId=${identityClientId};Authorization=AAD'
   }
+  {
+    // host.json's telemetryMode OpenTelemetry, Python side: the worker makes the host's trace
+    // context current for each invocation (the app's spans join the host's request) and tells
+    // the host the app exports its own logs, so no log row is written twice; the app configures
+    // the Azure Monitor distro itself (shared/telemetry/azure_monitor.py).
+    // learn.microsoft.com/azure/azure-functions/opentelemetry-howto (Python),
+    // Azure/azure-functions-python-worker: WorkerOpenTelemetryEnabled capability.
+    name: 'PYTHON_ENABLE_OPENTELEMETRY'
+    value: 'true'
+  }
 ]
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {

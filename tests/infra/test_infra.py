@@ -48,6 +48,7 @@ COMMON_HOST_SETTINGS = frozenset(
         "AzureWebJobsStorage__queueServiceUri",
         "APPLICATIONINSIGHTS_CONNECTION_STRING",
         "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+        "PYTHON_ENABLE_OPENTELEMETRY",  # the worker's half of host.json's OpenTelemetry mode
     }
 )
 HOST_SETTINGS = {
