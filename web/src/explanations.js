@@ -20,7 +20,7 @@ const BY_CODE = {
   NotAdmin: "Only operators (the admin role) may do this.",
   // The guest flow.
   GuestAccessDisabled:
-    "This service does not give guest tokens (guest access is off). Ask whoever invited you for another way to join, or sign in if you have an account.",
+    "Nobody can get a guest token here: guest access is off. Ask whoever invited you for another way to join the meeting, or sign in if you have an account.",
   InvalidDisplayName: "Type the name people in the meeting will see: plain letters, numbers and punctuation.",
   GuestBudgetExceeded:
     "Many guests asked for tokens in the last minute, so the service is pacing them. The page tries again by itself.",

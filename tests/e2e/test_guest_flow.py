@@ -1,0 +1,125 @@
+"""A Teams meeting guest uses the guest page in real headless Chromium, through the Static Web Apps
+CLI, against the whole local stack (which turns guest access on). The browser part is
+tests/e2e/guest_flow.mjs (playwright-core driving Debian's chromium); it checks each outcome on the
+page and at the ACS emulator and reports what it saw as JSON. A second site of this test's own
+(tests/e2e/own_site.py) has guest access off, the deployment default.
+
+The SWA CLI's sign-in page loads jQuery from a public CDN that cannot be reached here: the script
+serves that file from the repository's npm copy of jquery (tests/e2e/browser_kit.mjs)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.e2e.own_site import static_web_app
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+STACK_FILE = Path(os.environ.get("LOCAL_STACK_FILE", REPO_ROOT / "local.stack.json"))
+ARTIFACTS = REPO_ROOT / "test-artifacts" / "e2e"
+SCRIPT = Path(__file__).with_name("guest_flow.mjs")
+CHROMIUM = Path("/usr/bin/chromium")
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def _stack() -> dict[str, Any]:
+    if not STACK_FILE.exists():
+        pytest.fail("the local stack is not running (local.stack.json is missing): run the tests with `make test`")
+    if not CHROMIUM.exists():
+        pytest.fail("Debian's chromium is missing: apt-get update && apt-get install -y chromium")
+    if shutil.which("node") is None:
+        pytest.fail("node is not on PATH")
+    return json.loads(STACK_FILE.read_text(encoding="utf-8"))
+
+
+def _walk(scenario: str, site: str) -> dict[str, Any]:
+    done = subprocess.run(
+        ["node", str(SCRIPT), "--stack", str(STACK_FILE), "--site", site, "--artifacts", str(ARTIFACTS), "--scenario", scenario],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=240, check=False,
+    )
+    try:
+        report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        pytest.fail(f"the guest walk-through reported nothing (exit {done.returncode}):\n{done.stderr[-4000:]}")
+    report["exitCode"] = done.returncode
+    report["stderr"] = done.stderr[-4000:]
+    return report
+
+
+@pytest.fixture(scope="module")
+def guest_walk() -> dict[str, Any]:
+    stack = _stack()
+    try:
+        requests.get(f"{stack['staticWebApp']}/signin.html", timeout=10).raise_for_status()
+    except requests.RequestException as error:
+        pytest.fail(f"the Static Web Apps CLI at {stack['staticWebApp']} is not answering: {error}")
+    return _walk("on", stack["staticWebApp"])
+
+
+@pytest.fixture(scope="module")
+def guest_access_off_walk() -> dict[str, Any]:
+    stack = _stack()
+    with static_web_app(stack, {"GUEST_ACCESS_ENABLED": "false"}, "guests-off") as site:
+        return _walk("off", site)
+
+
+def _reached(report: dict[str, Any], step: str) -> dict[str, Any]:
+    for seen in report["steps"]:
+        if seen["name"] == step:
+            return seen
+    pytest.fail(f"the walk-through stopped before '{step}': {report.get('error')}\n"
+                f"screenshots: {report.get('screenshots')}\n{report['stderr']}")
+
+
+def test_sign_in_page_leads_a_guest_to_the_guest_page_without_signing_in(guest_walk: dict[str, Any]) -> None:
+    assert _reached(guest_walk, "the sign-in page leads to the guest page without signing in")["landedOn"] == "/guest.html"
+
+
+def test_a_name_with_markup_is_refused_in_the_page_and_nothing_is_sent(guest_walk: dict[str, Any]) -> None:
+    seen = _reached(guest_walk, "a name with markup is refused in the page and nothing is sent")
+    assert seen["requestsSent"] == 0
+    assert "not allowed" in seen["error"]
+
+
+def test_guest_gets_a_voip_join_token_of_at_most_60_minutes_with_a_countdown(guest_walk: dict[str, Any]) -> None:
+    seen = _reached(guest_walk, "a guest gets a voip.join token of at most 60 minutes, shown with its countdown")
+    assert seen["scopes"] == "voip.join"
+    assert seen["acsScopes"] == ["voip.join"]
+    assert 0 < seen["minutesLeft"] <= 60.5
+    assert seen["acsMinutes"] <= 60.5
+    assert seen["displayName"].startswith("Ada Lovelace-")
+    assert seen["requestsSent"] == 1
+
+
+def test_guest_page_says_joining_is_the_calling_sdks_work(guest_walk: dict[str, Any]) -> None:
+    seen = _reached(guest_walk, "a guest gets a voip.join token of at most 60 minutes, shown with its countdown")
+    assert "Calling SDK" in seen["joinExplainer"]
+    assert "callAgent.join" in seen["joinExplainer"]
+
+
+def test_guest_page_keeps_the_console_clean_and_never_shows_a_token(guest_walk: dict[str, Any]) -> None:
+    assert guest_walk["ok"], guest_walk.get("error")
+    assert guest_walk["appConsole"] == []
+    assert guest_walk["exitCode"] == 0
+
+
+def test_guest_screenshot_is_kept_as_an_artifact(guest_walk: dict[str, Any]) -> None:
+    shot = ARTIFACTS / "guest-token.png"
+    assert str(shot) in guest_walk["screenshots"]
+    assert shot.read_bytes().startswith(b"\x89PNG")
+
+
+def test_with_guest_access_off_the_page_says_so_and_makes_no_identity(guest_access_off_walk: dict[str, Any]) -> None:
+    seen = _reached(guest_access_off_walk, "with guest access off the page says so and asks once")
+    assert seen["requestsSent"] == 1
+    assert "guest access is off" in seen["error"]
+    assert guest_access_off_walk["ok"], guest_access_off_walk.get("error")
+    assert guest_access_off_walk["appConsole"] == []
