@@ -41,7 +41,7 @@ HOST = "127.0.0.1"
 # run) can run on the same machine; its description then goes to .devstack/stack-<offset>.json.
 OFFSET = int(os.environ.get("DEVSTACK_PORT_OFFSET", "0"))
 PORTS = {name: port + OFFSET for name, port in {
-    "swa": 4280, "functions": 7071, "acs": 7090, "identity": 7092, "oidc": 7093,
+    "swa": 4280, "functions": 7071, "acs": 7090, "identity": 7092, "oidc": 7093, "telemetry": 7094,
     "blob": 10000, "queue": 10001, "table": 10002}.items()}
 STACK_FILE = ROOT / "local.stack.json" if OFFSET == 0 else STATE / f"stack-{OFFSET}.json"
 # Azurite's documented development account: public, the same on every machine, not a secret.
@@ -248,6 +248,11 @@ class Stack:
         func = shutil.which("func")
         if func and self.persistent:
             self._start("functions", [func, "start", "--port", str(PORTS["functions"])], env)
+        elif self.persistent:  # `make dev`: the host runs under the telemetry view (what an operator sees)
+            self._start("functions", [py, "-m", "devstack.telemetry_view", "--host", HOST, "--port", str(PORTS["telemetry"]),
+                                      "--", "--app-dir", str(ROOT), "--host", HOST, "--port", str(PORTS["functions"]),
+                                      "--settings", str(settings_file)], env)
+            stack["telemetryView"] = f"http://{HOST}:{PORTS['telemetry']}"
         else:
             self._start("functions", [py, "-m", "devstack.funchost", "--app-dir", str(ROOT), "--host", HOST,
                                       "--port", str(PORTS["functions"]), "--settings", str(settings_file)], env)
@@ -298,6 +303,8 @@ def main() -> int:
             print("\nLocal stack is up:")
             print(f"  web app (sign in here)   {info['staticWebApp']}")
             print(f"  function host            {info['functionHost']}/api/health")
+            if info.get("telemetryView"):  # not when Core Tools' func runs the app
+                print(f"  telemetry view           {info['telemetryView']}/")
             print(f"  ACS Identity emulator    {info['acsEndpoint']}/_emulator/identities")
             print(f"  managed identity         {info['identityEndpoint']}")
             print(f"  Azurite tables           {info['tablesEndpoint']}")

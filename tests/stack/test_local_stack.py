@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -58,11 +59,11 @@ def test_tables_sdk_with_managed_identity_reads_and_writes_azurite_over_tls(stac
     service.delete_table(table.table_name)
 
 
-_BASE_PORTS = (4280, 7071, 7090, 7092, 7093, 10000, 10001, 10002)
+_BASE_PORTS = (4280, 7071, 7090, 7092, 7093, 7094, 10000, 10001, 10002)
 
 
 def _free_offset() -> int:
-    """A port offset whose eight ports are all free now: other stacks (another test run, a
+    """A port offset whose nine ports are all free now: other stacks (another test run, a
     developer's `make dev`) may be using any fixed one."""
     mine = int(os.environ.get("DEVSTACK_PORT_OFFSET", "0") or 0)
     for offset in range(mine + 37, mine + 37 + 50 * 13, 13):
@@ -104,6 +105,8 @@ def test_dev_stack_starts_every_part_and_stops_on_ctrl_c():
                 raise AssertionError(output)
             stack = json.loads(description.read_text())
             _probe_every_part(stack)
+            # `make dev` shows the app's figures (devstack/telemetry_view.py) unless Core Tools runs it.
+            assert shutil.which("func") or requests.get(f"{stack['telemetryView']}/metrics.json", timeout=10).status_code == 200
         finally:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGINT)
