@@ -40,18 +40,33 @@ _providers: tuple[Any, Any] | None = None
 
 
 def configure_azure_monitor_once(environ: Mapping[str, str]) -> tuple[Any, Any]:
-    """Configure the distro once per process; return the (meter, tracer) providers it installed."""
+    """Configure the distro once per process; return the (meter, tracer) providers it installed.
+
+    When the process already has an SDK tracer provider, the worker configured the distro
+    before the app was imported (it does with ``PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY``,
+    and releases of it from 2024 did with ``PYTHON_ENABLE_OPENTELEMETRY``:
+    Azure/azure-functions-python-worker ``dispatcher.py`` ``initialize_azure_monitor``). Its
+    providers are used as they are: a second configuration would export every log line twice.
+    Only the automatic Azure SDK spans it switched on are switched off again (their URLs carry
+    ACS identity ids)."""
     global _providers
     with _lock:
         if _providers is None:
-            from azure.monitor.opentelemetry import configure_azure_monitor
             from opentelemetry import metrics, trace
+            from opentelemetry.sdk.trace import TracerProvider
 
-            configure_azure_monitor(
-                connection_string=environ["APPLICATIONINSIGHTS_CONNECTION_STRING"],
-                instrumentation_options={name: {"enabled": False} for name in _INSTRUMENTATIONS_OFF},
-                enable_live_metrics=False,
-                enable_performance_counters=False,
-            )
+            if isinstance(trace.get_tracer_provider(), TracerProvider):
+                from azure.core.settings import settings
+
+                settings.tracing_implementation = None
+            else:
+                from azure.monitor.opentelemetry import configure_azure_monitor
+
+                configure_azure_monitor(
+                    connection_string=environ["APPLICATIONINSIGHTS_CONNECTION_STRING"],
+                    instrumentation_options={name: {"enabled": False} for name in _INSTRUMENTATIONS_OFF},
+                    enable_live_metrics=False,
+                    enable_performance_counters=False,
+                )
             _providers = (metrics.get_meter_provider(), trace.get_tracer_provider())
         return _providers

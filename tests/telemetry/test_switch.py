@@ -73,6 +73,29 @@ def test_a_connection_string_switches_on_the_azure_monitor_distro_without_automa
     }
 
 
+def test_providers_the_worker_already_configured_are_used_as_they_are_without_azure_sdk_spans() -> None:
+    # As a Python worker that configured the distro itself leaves the process (default options:
+    # Azure SDK spans on). A second configure_azure_monitor would export every log line twice.
+    state = _run(
+        "from opentelemetry import metrics, trace\n"
+        "from opentelemetry.sdk.metrics import MeterProvider\n"
+        "from opentelemetry.sdk.trace import TracerProvider\n"
+        "from azure.core.settings import settings\n"
+        "from azure.core.tracing.ext.opentelemetry_span import OpenTelemetrySpan\n"
+        "import azure.monitor.opentelemetry as distro\n"
+        "trace.set_tracer_provider(TracerProvider()); metrics.set_meter_provider(MeterProvider())\n"
+        "settings.tracing_implementation = OpenTelemetrySpan\n"
+        "worker = (trace.get_tracer_provider(), metrics.get_meter_provider())\n"
+        "def twice(**_): raise AssertionError('configured twice')\n"
+        "distro.configure_azure_monitor = twice\n"
+        + _EXERCISE_EVERY_RECORDER + "\nimport json\n"
+        "print(json.dumps({'on': on, 'same': (trace.get_tracer_provider(), metrics.get_meter_provider()) == worker, "
+        "'azure_sdk_spans': settings.tracing_implementation() is not None}))",
+        APPLICATIONINSIGHTS_CONNECTION_STRING="InstrumentationKey=00000000-0000-0000-0000-000000000000",
+    )
+    assert state == {"on": True, "same": True, "azure_sdk_spans": False}
+
+
 def test_an_empty_connection_string_leaves_telemetry_off() -> None:
     assert telemetry.configure({telemetry.CONNECTION_SETTING: "  "}) is False
     assert telemetry.enabled() is False
