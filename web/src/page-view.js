@@ -29,7 +29,7 @@ export function describeHold(error) {
 
 /** "in 7 s", "in 1 min 05 s" */
 export function describeWait(milliseconds) {
-  const seconds = Math.max(1, Math.ceil(milliseconds / 1000));
+  const seconds = Math.max(1, Math.round(milliseconds / 1000));
   return seconds < 60 ? `in ${seconds} s` : `in ${describeRemaining(seconds * 1000)}`;
 }
 
