@@ -139,7 +139,7 @@ class GuestService:
         try:
             await self._store.record_guest(communication_user_id, token.expires_on)
         except BaseException as error:
-            log.info("deleting a new guest identity whose record could not be written")
+            log.warning("deleting a new guest identity whose record could not be written (%s)", type(error).__name__)
             try:
                 await self._acs.delete_identity(communication_user_id)
             except DependencyUnavailable:

@@ -432,10 +432,21 @@ class IdentityStore:
         insert refused as existing is our own, re-sent after a lost reply (the key is the new
         identity's id, which nobody else has)."""
         entity = {"PartitionKey": GUEST_PARTITION, "RowKey": communication_user_id, "ExpiresAt": expires_at, "CreatedAt": _now()}
-        try:
-            await self._call("record_guest", lambda t: t.create_entity(entity))
-        except ResourceExistsError:
-            pass
+        for attempt in range(2):
+            try:
+                await self._call("record_guest", lambda t: t.create_entity(entity))
+                return
+            except ResourceExistsError:
+                return
+            except ResourceNotFoundError:
+                # The table itself is missing (a fresh local emulator; Bicep creates it in Azure):
+                # create_entity's error carries no error code for _call to tell that apart.
+                if attempt:
+                    raise
+                try:
+                    await self._call("create_table", lambda t: t.create_table())
+                except ResourceExistsError:
+                    pass
 
     async def expired_guest_pages(self, expired_before: datetime, page_size: int = 1000) -> AsyncIterator[list[GuestRecord]]:
         """Guest identities whose tokens expired before ``expired_before``, a page at a time (one
