@@ -154,8 +154,9 @@ resource unavailableAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = 
   }
 }
 
-// The sweep logs what it could not finish (failed) and what it left for the next run (left).
-// Either one means deleted users still hold ACS identities; a daily sweep is looked at over a day.
+// The sweep logs what it could not finish (failed, guests_failed) and what it left for the next run
+// (left, guests_left). Either means identities outlive their users or their guest tokens; a daily
+// sweep is looked at over a day.
 resource sweepAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
   name: 'alert-acs-tokens-sweep-unfinished'
   location: location
@@ -173,7 +174,7 @@ resource sweepAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
     criteria: {
       allOf: [
         {
-          query: 'customMetrics | where name == "acs_tokens.sweep.items" | where tostring(customDimensions.result) in ("failed", "left") | where tostring(customDimensions.dry_run) != "True" | summarize unfinished = sum(valueSum)'
+          query: 'customMetrics | where name == "acs_tokens.sweep.items" | where tostring(customDimensions.result) in ("failed", "left", "guests_failed", "guests_left") | where tostring(customDimensions.dry_run) != "True" | summarize unfinished = sum(valueSum)'
           timeAggregation: 'Total'
           metricMeasureColumn: 'unfinished'
           operator: 'GreaterThan'
@@ -271,8 +272,8 @@ var workbookItems = [
     name: 'acs-calls'
     content: union(appInsightsQuery, {
       version: 'KqlItem/1.0'
-      title: 'ACS calls by operation and outcome (throttled = 429)'
-      query: 'customMetrics | where name == "acs_tokens.acs.call.duration" | summarize calls = sum(valueCount), averageMs = round(1000.0 * sum(valueSum) / sum(valueCount), 1), maxMs = round(1000.0 * max(valueMax), 1) by operation = tostring(customDimensions.operation), outcome = tostring(customDimensions.outcome) | order by calls desc'
+      title: 'ACS and Table Storage calls by operation and outcome (throttled = 429)'
+      query: 'customMetrics | where name in ("acs_tokens.acs.call.duration", "acs_tokens.table.call.duration") | summarize calls = sum(valueCount), averageMs = round(1000.0 * sum(valueSum) / sum(valueCount), 1), maxMs = round(1000.0 * max(valueMax), 1) by dependency = iff(name == "acs_tokens.acs.call.duration", "acs", "tables"), operation = tostring(customDimensions.operation), outcome = tostring(customDimensions.outcome) | order by calls desc'
       visualization: 'table'
     })
   }
@@ -311,9 +312,22 @@ var workbookItems = [
     name: 'sweep'
     content: union(appInsightsQuery, {
       version: 'KqlItem/1.0'
-      title: 'Sweep of deleted users: found, deleted, already gone, failed, left'
+      title: 'Sweep: deleted users found, deleted, already gone, failed, left; expired guests deleted, failed, left'
       query: 'customMetrics | where name == "acs_tokens.sweep.items" | summarize items = sum(valueSum) by result = tostring(customDimensions.result), bin(timestamp, 1d) | render columnchart'
       visualization: 'barchart'
+      timeContext: {
+        durationMs: 604800000
+      }
+    })
+  }
+  {
+    type: 3
+    name: 'sweep-duration'
+    content: union(appInsightsQuery, {
+      version: 'KqlItem/1.0'
+      title: 'How long each sweep ran (seconds)'
+      query: 'customMetrics | where name == "acs_tokens.sweep.duration" | project timestamp, seconds = round(valueSum / valueCount, 1), dryRun = tostring(customDimensions.dry_run) | order by timestamp desc'
+      visualization: 'table'
       timeContext: {
         durationMs: 604800000
       }

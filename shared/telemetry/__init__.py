@@ -35,14 +35,16 @@ if TYPE_CHECKING:  # only for type checkers: importing it for real is what the f
 CONNECTION_SETTING = "APPLICATIONINSIGHTS_CONNECTION_STRING"
 
 #: Attribute vocabularies. A value outside its vocabulary is exported as "other".
-TOKEN_KINDS = frozenset({"user", "teams"})
-DELETE_REASONS = frozenset({"user_request", "sweep", "inactive", "unmapped", "late_create"})
+TOKEN_KINDS = frozenset({"user", "teams", "guest"})
+DELETE_REASONS = frozenset({"user_request", "sweep", "inactive", "unmapped", "late_create", "guest_expired"})
 DEPENDENCIES = frozenset({"acs", "tables", "identity", "config", "deadline", "unknown"})
 REFUSAL_REASONS = frozenset({"rate_limit", "access_policy", "unauthenticated"})
 OUTCOMES = frozenset(
     {"success", "not_found", "throttled", "refused", "server_error", "timeout", "unreachable", "auth_failed", "error"}
 )
-SWEEP_RESULTS = ("found", "deleted", "already_gone", "retained", "failed", "left", "inactive")
+SWEEP_RESULTS = (
+    "found", "deleted", "already_gone", "retained", "failed", "left", "inactive", "guests_deleted", "guests_left", "guests_failed",
+)
 
 _NAME = re.compile(r"[a-z][a-z0-9_.]{0,47}")  # operation / function names given in code
 _CODE = re.compile(r"[A-Za-z][A-Za-z0-9]{0,47}")  # the contract's error codes ("TooManyRequests")
@@ -340,7 +342,8 @@ def identity_created() -> None:
 def identity_deleted(reason: str) -> None:
     """An ACS identity was deleted: ``user_request`` (DELETE /api/identity), ``sweep`` (a deleted
     app user), ``inactive`` (CLEANUP_INACTIVE_DAYS), ``unmapped`` (a new identity whose mapping
-    could not be written or lost a race), ``late_create`` (a create that outlived its budget)."""
+    could not be written or lost a race), ``late_create`` (a create that outlived its budget),
+    ``guest_expired`` (a Teams meeting guest's identity, once its token expired)."""
     if _active is not None:
         _active.identities_deleted.add(1, {"reason": _one_of(reason, DELETE_REASONS)})
 

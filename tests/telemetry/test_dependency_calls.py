@@ -69,6 +69,27 @@ async def test_acs_calls_are_timed_by_operation_and_outcome_with_429s_as_throttl
     assert [span.status.status_code for span in calls] == [StatusCode.UNSET, StatusCode.ERROR, StatusCode.UNSET, StatusCode.UNSET]
 
 
+def test_an_invocation_the_worker_put_in_the_hosts_trace_is_a_child_of_the_hosts_request(recorded: Recorded) -> None:
+    """In Azure the worker makes the host's request span current before the function runs
+    (PYTHON_ENABLE_OPENTELEMETRY); here a remote span context attached the same way stands in."""
+    from opentelemetry import context, trace
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    host_trace, host_span = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    attached = context.attach(TraceContextTextMapPropagator().extract({"traceparent": f"00-{host_trace}-{host_span}-01"}))
+    try:
+        with telemetry.invocation(Invocation("issue_token")):
+            with telemetry.dependency("acs", "issue_token"):
+                pass
+    finally:
+        context.detach(attached)
+    call, invocation = recorded.spans()
+    assert invocation.kind is SpanKind.INTERNAL and invocation.name == "issue_token"
+    assert format(invocation.parent.span_id, "016x") == host_span and format(invocation.context.trace_id, "032x") == host_trace
+    assert call.parent.span_id == invocation.context.span_id
+    assert trace.get_current_span().get_span_context().is_valid is False  # nothing leaks into later work
+
+
 async def _acs_answering_429(request: web.Request) -> web.Response:
     """Stands in for ACS's throttling answer with its MS-CV header (recorded from real ACS in
     shared/acs-recordings; the tests cannot make real ACS throttle on cue)."""

@@ -110,11 +110,13 @@ def test_a_503_is_counted_against_the_dependency_whose_call_failed(recorded: Rec
 
 
 def test_the_sweep_report_becomes_counts_by_result_and_a_duration(recorded: Recorded) -> None:
-    report = SweepReport(dry_run=False, found=7, deleted=4, already_gone=1, retained=0, failed=1, left=1, seconds=2.5)
+    report = SweepReport(dry_run=False, found=7, deleted=4, already_gone=1, retained=0, failed=1, left=1, seconds=2.5,
+                         guests_deleted=3, guests_left=1)
     telemetry.record_sweep(report)
     name = "acs_tokens.sweep.items"
     assert {result: recorded.value(name, result=result) for result in telemetry.SWEEP_RESULTS} == {
         "found": 7, "deleted": 4, "already_gone": 1, "retained": 0, "failed": 1, "left": 1, "inactive": 0,
+        "guests_deleted": 3, "guests_left": 1, "guests_failed": 0,
     }
     assert recorded.value("acs_tokens.sweep.duration", dry_run=False) == 1
     (_, point), = recorded.points()["acs_tokens.sweep.duration"]
