@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from tests.conftest import Api, FunctionHost, record_secrets
+from tests.service.test_mapping_write_failure import InsertFailingProxy
 
 GUEST_PATH = "/api/guest/token"
 
@@ -71,3 +72,15 @@ def age_guests(table, identities: set[str], by: timedelta = timedelta(hours=2)) 
         table.update_entity(
             {"PartitionKey": "guests", "RowKey": identity, "ExpiresAt": datetime.now(timezone.utc) - by}, mode="merge"
         )
+
+
+@pytest.fixture(scope="session")
+def failing_record(stack: dict) -> Iterator[tuple[Api, InsertFailingProxy]]:
+    """A guest host whose table inserts fail (an HTTPS proxy in front of the real Azurite; see
+    tests/service/test_mapping_write_failure.py): the one fault Azurite cannot inject."""
+    proxy = InsertFailingProxy(stack["tablesEndpoint"], stack["caCertFile"])
+    host = FunctionHost(stack, {"GUEST_ACCESS_ENABLED": "true",
+                                "TABLES_ENDPOINT": f"https://127.0.0.1:{proxy.port}/devstoreaccount1"}, "guests-failing-record")
+    yield Api(host.base, log=host.log), proxy
+    host.stop()
+    proxy.stop()

@@ -9,13 +9,9 @@ instead of waiting out the 60 minutes of a real guest token."""
 from __future__ import annotations
 
 import re
-from typing import Iterator
 
-import pytest
-
-from tests.conftest import CREATES, Api, Emulator, FunctionHost, expect_error
+from tests.conftest import CREATES, Emulator, expect_error
 from tests.guest.conftest import GuestHost, age_guests, ask, guest_rows, new_client
-from tests.service.test_mapping_write_failure import InsertFailingProxy
 
 
 def _count(summary: str, name: str) -> int:
@@ -70,18 +66,6 @@ def test_a_guest_whose_identity_is_already_gone_at_acs_is_forgotten_by_the_sweep
     summary = guests.sweep()
     assert _count(summary, "guests_failed") == 0, summary
     assert gone not in guest_rows(table), "ACS's answer for a gone identity counts as done"
-
-
-@pytest.fixture(scope="module")
-def failing_record(stack: dict) -> Iterator[tuple[Api, InsertFailingProxy]]:
-    """A guest host whose table inserts fail (an HTTPS proxy in front of the real Azurite; see
-    tests/service/test_mapping_write_failure.py): the one fault Azurite cannot inject."""
-    proxy = InsertFailingProxy(stack["tablesEndpoint"], stack["caCertFile"])
-    host = FunctionHost(stack, {"GUEST_ACCESS_ENABLED": "true",
-                                "TABLES_ENDPOINT": f"https://127.0.0.1:{proxy.port}/devstoreaccount1"}, "guests-failing-record")
-    yield Api(host.base, log=host.log), proxy
-    host.stop()
-    proxy.stop()
 
 
 def test_a_guest_whose_record_cannot_be_written_is_deleted_and_answered_503(failing_record, emulator: Emulator, table):
