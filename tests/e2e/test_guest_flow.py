@@ -1,8 +1,11 @@
 """A Teams meeting guest uses the guest page in real headless Chromium, through the Static Web Apps
-CLI, against the whole local stack (which turns guest access on). The browser part is
+CLI, against the local stack's ACS emulator and Azurite. The browser part is
 tests/e2e/guest_flow.mjs (playwright-core driving Debian's chromium); it checks each outcome on the
-page and at the ACS emulator and reports what it saw as JSON. A second site of this test's own
-(tests/e2e/own_site.py) has guest access off, the deployment default.
+page and at the ACS emulator and reports what it saw as JSON.
+
+Each walk-through has a site of its own (tests/e2e/own_site.py: the SWA CLI in front of a function
+host of its own), so the guest budgets are this test's alone whatever other tests spent on the
+shared host: one with guest access on, one with it off (the deployment default).
 
 The SWA CLI's sign-in page loads jQuery from a public CDN that cannot be reached here: the script
 serves that file from the repository's npm copy of jquery (tests/e2e/browser_kit.mjs)."""
@@ -17,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from tests.e2e.own_site import static_web_app
 
@@ -57,11 +59,8 @@ def _walk(scenario: str, site: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def guest_walk() -> dict[str, Any]:
     stack = _stack()
-    try:
-        requests.get(f"{stack['staticWebApp']}/signin.html", timeout=10).raise_for_status()
-    except requests.RequestException as error:
-        pytest.fail(f"the Static Web Apps CLI at {stack['staticWebApp']} is not answering: {error}")
-    return _walk("on", stack["staticWebApp"])
+    with static_web_app(stack, {"GUEST_ACCESS_ENABLED": "true"}, "guests-on") as site:
+        return _walk("on", site)
 
 
 @pytest.fixture(scope="module")
