@@ -105,4 +105,5 @@ async def respond(operation: str, work: Callable[[], Awaitable[func.HttpResponse
         )
     except Exception:
         log.exception("%s: unexpected error", operation)
+        telemetry.responded(500)
         return json_response({"error": {"code": "InternalError", "message": "The service failed unexpectedly."}}, 500)

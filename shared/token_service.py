@@ -373,11 +373,12 @@ class TokenService:
         """Delete an identity this call made but could not map, so none is orphaned."""
         log.info("deleting unmapped new identity: %s", why)
         try:
-            await self._acs.delete_identity(communication_user_id)
+            deleted = await self._acs.delete_identity(communication_user_id)
         except DependencyUnavailable:
             log.error("could not delete an unmapped new identity (%s); it is orphaned", why)
             raise
-        telemetry.identity_deleted("unmapped")
+        if deleted:
+            telemetry.identity_deleted("unmapped")
 
     def _spend_creation(self, app_user_id: str) -> None:
         """Count an identity creation against the user's daily budget (this instance's count)."""
