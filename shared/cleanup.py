@@ -216,7 +216,8 @@ class Sweeper:
                     try:
                         if not self._settings.cleanup_dry_run:
                             report.acs_deletes += 1
-                            await self._acs.delete_identity(guest.communication_user_id)
+                            if await self._acs.delete_identity(guest.communication_user_id):
+                                telemetry.identity_deleted("guest_expired")
                             await self._store.remove_guest(guest)
                         report.guests_deleted += 1
                         return

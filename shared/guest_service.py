@@ -24,6 +24,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 
+from . import telemetry
 from .acs_identity import AcsIdentityClient, AcsToken
 from .errors import DependencyUnavailable, InvalidRequest, Throttled
 from .identity_store import IdentityStore
@@ -141,11 +142,14 @@ class GuestService:
         except BaseException as error:
             log.warning("deleting a new guest identity whose record could not be written (%s)", type(error).__name__)
             try:
-                await self._acs.delete_identity(communication_user_id)
+                if await self._acs.delete_identity(communication_user_id):
+                    telemetry.identity_deleted("unmapped")
             except DependencyUnavailable:
                 log.error("could not delete a new guest identity whose record could not be written; it is orphaned")
             if isinstance(error, Exception):
                 raise DependencyUnavailable("The guest identity could not be recorded; try again shortly.", retry_after=5) from None
             raise
         log.info("created a guest identity")
+        telemetry.identity_created()
+        telemetry.token_issued("guest")
         return communication_user_id, token

@@ -5,13 +5,27 @@ status was answered" test)."""
 
 from __future__ import annotations
 
-from typing import Iterator
+import sys
+from pathlib import Path
+from typing import Callable, Iterator
 
 import pytest
 
 from tests.conftest import Api, FunctionHost
 from tests.guest.conftest import GuestHost, ask, new_client
-from tests.service.test_openapi import check
+
+OPENAPI_TESTS = Path(__file__).resolve().parents[1] / "service" / "test_openapi.py"
+
+
+def _check() -> Callable:
+    """test_openapi.py's check, from the very module pytest collected (whatever name it gave it),
+    so that its final test counts these answers too; imported afresh when it is not in the run."""
+    for module in list(sys.modules.values()):
+        if getattr(module, "__file__", None) and Path(module.__file__).resolve() == OPENAPI_TESTS:
+            return module.check
+    from tests.service.test_openapi import check
+
+    return check
 
 
 @pytest.fixture(scope="module")
@@ -32,5 +46,6 @@ def test_guest_answers_match_the_description(guests: GuestHost, off: Api, failin
     failing_api, _ = failing_record
     answers.append(ask(failing_api, "Ada"))                                               # 503
     assert {a.status_code for a in answers} == {200, 400, 404, 413, 429, 503}
+    check = _check()
     for answer in answers:
         check(answer, "/guest/token", "post")
