@@ -17,6 +17,19 @@ from tests.service.test_mapping_write_failure import InsertFailingProxy
 
 GUEST_PATH = "/api/guest/token"
 
+#: Guest identities the tests of the running module made: swept when the module ends, so no
+#: other test's sweep (their counts at ACS) ever meets one, however long the run lasts.
+MADE: set[str] = set()
+
+
+def remember(response: requests.Response) -> requests.Response:
+    """Note the guest identity a 200 answer made, for the end-of-module sweep."""
+    if response.status_code == 200:
+        identity = response.json().get("communicationUserId")
+        if isinstance(identity, str):
+            MADE.add(identity)
+    return response
+
 
 def new_client() -> str:
     """A client address nobody else uses in this run (TEST-NET and documentation ranges are not
@@ -32,7 +45,7 @@ def ask(api: Api, display_name: object = "Ada Lovelace", client: str | None = No
         kwargs["json"] = {"displayName": display_name}
     response = api.session.post(f"{api.base}{GUEST_PATH}", headers=sent, timeout=60, **kwargs)
     record_secrets(sent, response)
-    return response
+    return remember(response)
 
 
 class GuestHost:
@@ -84,3 +97,20 @@ def failing_record(stack: dict) -> Iterator[tuple[Api, InsertFailingProxy]]:
     yield Api(host.base, log=host.log), proxy
     host.stop()
     proxy.stop()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def sweep_the_guests_made_here(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After each module: the guests it made are aged and swept (see MADE). The set is read
+    through the import name the test modules use: pytest loads this file under another name."""
+    from tests.guest.conftest import MADE as made
+
+    yield
+    if not made:
+        return
+    table = request.getfixturevalue("table")
+    left = made & set(guest_rows(table))
+    if left:
+        age_guests(table, left)
+        request.getfixturevalue("guests").sweep()
+    made.clear()

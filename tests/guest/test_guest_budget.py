@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from tests.conftest import CREATES, Api, Emulator, FunctionHost
-from tests.guest.conftest import GUEST_PATH, GuestHost, age_guests, guest_rows
+from tests.guest.conftest import GUEST_PATH, GuestHost, age_guests, guest_rows, remember
 
 PER_CLIENT, TOTAL = 5, 20
 REQUESTS, CLIENTS, WORKERS = 5_000, 50, 24
@@ -43,8 +43,8 @@ def test_a_flood_of_5000_guest_requests_stays_within_the_budgets(small_budgets: 
     def send(index: int) -> tuple[str, int, str | None, str | None, str | None]:
         session = getattr(local, "session", None) or setattr(local, "session", requests.Session()) or local.session
         client = clients[index % CLIENTS]
-        response = session.post(f"{small_budgets.api.base}{GUEST_PATH}", json={"displayName": f"Flood {index}"},
-                                headers={"X-Forwarded-For": f"{client}:{random.randrange(1024, 65535)}"}, timeout=60)
+        response = remember(session.post(f"{small_budgets.api.base}{GUEST_PATH}", json={"displayName": f"Flood {index}"},
+                                         headers={"X-Forwarded-For": f"{client}:{random.randrange(1024, 65535)}"}, timeout=60))
         body = response.json() if response.headers.get("Content-Type", "").startswith("application/json") else {}
         code = (body.get("error") or {}).get("code") if isinstance(body, dict) else None
         return client, response.status_code, response.headers.get("Retry-After"), code, body.get("communicationUserId")

@@ -6,12 +6,14 @@ from __future__ import annotations
 import requests
 
 from tests.conftest import record_secrets
+from tests.guest.conftest import remember
 
 
 def test_an_anonymous_visitor_reaches_the_guest_route_and_no_other_api_route(stack: dict):
     base = stack["staticWebApp"]
     response = requests.post(f"{base}/api/guest/token", json={"displayName": "Visitor"}, timeout=60, allow_redirects=False)
     record_secrets({}, response)
+    remember(response)
     assert response.status_code == 200, response.text
     assert response.json()["scopes"] == ["voip.join"]
     assert response.headers.get("Cache-Control") == "no-store"
