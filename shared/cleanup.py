@@ -8,6 +8,10 @@ Tombstones are kept, marked swept, for CLEANUP_TOMBSTONE_RETENTION_HOURS: while 
 token service refuses the user, so a request that raced the sweep cannot quietly give a deleted
 account a new identity; every later sweep re-checks the mapping until the tombstone goes.
 
+Teams meeting guests' identities (shared/guest_service.py) go once their tokens have expired, read
+from their rows in the ``guests`` partition: identity first, then the row, counted apart from the
+users' results (``guests_deleted``, ``guests_left``, ``guests_failed``).
+
 Optionally (CLEANUP_INACTIVE_DAYS) users not seen for that many days lose their identity too,
 without a tombstone: they are not deleted, so coming back simply gives them a new identity.
 Only rows whose LastSeenAt is kept current (LastSeenKept) are ever judged, and each is read again
