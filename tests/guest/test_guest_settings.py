@@ -69,15 +69,23 @@ def test_a_caller_in_the_guest_role_gets_the_guest_grant_unless_another_role_is_
     [
         ({"X-Forwarded-For": "203.0.113.7:52987, [fd00::1]:64909"}, "203.0.113.7"),
         ({"x-forwarded-for": "203.0.113.7"}, "203.0.113.7"),
+        # What a client wrote itself comes first and is never read: the platform's entry counts.
+        ({"X-Forwarded-For": "198.51.100.9, 203.0.113.7:1234, [fd00::1]:2"}, "203.0.113.7"),
+        ({"X-Forwarded-For": "not an address, 203.0.113.7:1234"}, "203.0.113.7"),
+        # The proxy's own address as App Service saw it is a hop, not the client.
+        ({"X-Forwarded-For": "203.0.113.7:1, [fd00::1]:2, 20.50.0.7:443", "X-Client-IP": "20.50.0.7"}, "203.0.113.7"),
         ({"X-Forwarded-For": "[2001:db8:1:2:3:4:5:6]:443"}, "2001:db8:1:2::/64"),
-        ({"X-Forwarded-For": "2001:db8:1:2::9"}, "2001:db8:1:2::/64"),
+        ({"X-Forwarded-For": "2001:db8:1:2::9, [fd00::1]:2"}, "2001:db8:1:2::/64"),
         ({"X-Forwarded-For": "::ffff:203.0.113.7"}, "203.0.113.7"),
+        ({"X-Forwarded-For": "10.1.2.3:4444"}, "10.1.2.3"),
+        ({"X-Forwarded-For": "10.1.2.3, 192.168.0.9"}, "10.1.2.3"),
         ({"X-Forwarded-For": "not an address"}, "unknown"),
         ({"X-Forwarded-For": "\u202e1.2.3.4"}, "unknown"),
+        ({"X-Forwarded-For": "203.0.113.7, garbage"}, "unknown"),
         ({"X-Client-IP": "198.51.100.2"}, "198.51.100.2"),
         ({"client-ip": "198.51.100.2:1234"}, "198.51.100.2"),
         ({}, "unknown"),
     ],
 )
-def test_the_budget_is_counted_against_the_first_forwarded_address(headers: dict, key: str):
+def test_the_budget_is_counted_against_the_address_the_platform_appended(headers: dict, key: str):
     assert client_address(headers) == key
