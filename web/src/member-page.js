@@ -29,8 +29,10 @@ export function startMemberPage() {
 
   /** What the page knows; the token string itself lives only inside the credential. */
   const state = {
-    /** The scopes and lifetime the person last asked for; proactive refreshes ask for the same. */
-    request: { scopes: ["chat", "voip"], expiresInMinutes: MIN_LIFETIME },
+    /** The scopes and lifetime the person last asked for; proactive refreshes ask for the same.
+     * Until they choose, no scopes are sent: the service's defaults apply (voip only unless the
+     * deployment allows chat), so opening the page never asks for a scope the service refuses. */
+    request: { expiresInMinutes: MIN_LIFETIME },
     busy: false,
     /** Whether the next token must be newly issued (a person's click) or may be one issued moments ago. */
     fresh: true,

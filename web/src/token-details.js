@@ -41,7 +41,7 @@ export function grantedScopes(token, requested) {
   if (fromToken) {
     return { scopes: fromToken, source: "token" };
   }
-  return { scopes: [...requested], source: "requested" };
+  return { scopes: [...(requested ?? [])], source: "requested" };
 }
 
 /** The token's last six characters: enough to see that a refresh brought a new one. */
