@@ -75,6 +75,10 @@ class ChaosProxy:
         the dependency, and it waits for answers that cannot come)."""
         self._run(self._drop)
 
+    def pass_requests(self) -> None:
+        """Stop swallowing: new requests reach the dependency again (those swallowed stay unanswered)."""
+        self._run(self._pass)
+
     def cut(self) -> None:
         """Reset every open connection (held replies are lost) but keep listening."""
         self._run(self._abort_all)
@@ -100,6 +104,9 @@ class ChaosProxy:
 
     async def _drop(self) -> None:
         self._dropping = True
+
+    async def _pass(self) -> None:
+        self._dropping = False
 
     async def _release(self) -> None:
         self._holding = False
