@@ -90,7 +90,7 @@ SCHEMA = {
 }
 
 # The stack's ports (devstack/stack.py PORTS) and what each is.
-STACK_PORTS = {4280, 7071, 7090, 7092, 7093, 10000, 10001, 10002}
+STACK_PORTS = {4280, 7071, 7090, 7092, 7093, 7094, 10000, 10001, 10002}
 
 
 @pytest.fixture(scope="module")
