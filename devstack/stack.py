@@ -135,6 +135,23 @@ def _app_settings(stack: dict) -> dict:
     }
 
 
+def _add_missing_settings(settings_file: Path, defaults: dict) -> None:
+    """A local.settings.json written by an older version lacks settings added since (say, the
+    platform-auth signal without which the principal header is refused): add those, never touch
+    a value the developer set, and say which were added."""
+    try:
+        document = json.loads(settings_file.read_text(encoding="utf-8"))
+        values = document["Values"]
+    except (OSError, ValueError, KeyError, TypeError):
+        print(f"{settings_file.name} is not readable JSON with a Values object; left as it is", file=sys.stderr)
+        return
+    missing = {name: value for name, value in defaults.items() if name not in values}
+    if missing:
+        values.update(missing)
+        settings_file.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        print(f"{settings_file.name}: added settings it lacked: {', '.join(sorted(missing))}")
+
+
 def _quiet_schedule() -> str:
     """A test run's cleanup schedule: daily, twelve hours from the start, so the timer cannot
     fire during the run (tests start the sweep by hand) whatever time of day the run begins."""
@@ -245,6 +262,8 @@ class Stack:
             if not self.persistent:
                 values["CLEANUP_SCHEDULE"] = _quiet_schedule()
             settings_file.write_text(json.dumps({"IsEncrypted": False, "Values": values}, indent=2) + "\n")
+        else:
+            _add_missing_settings(settings_file, _app_settings(stack))
         func = shutil.which("func")
         if func and self.persistent:
             self._start("functions", [func, "start", "--port", str(PORTS["functions"])], env)
