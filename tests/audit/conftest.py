@@ -1,0 +1,87 @@
+"""Hosts and helpers for tests that show README claims no other test shows: a function host
+whose Table Storage traffic is counted, a guest host with room in its budgets, and emulator knobs
+set for one test and put back after."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator
+
+import pytest
+import yarl
+from aiohttp import web
+
+from tests.conftest import Api, Emulator, FunctionHost
+from tests.guest.conftest import GuestHost
+from tests.service.test_mapping_write_failure import InsertFailingProxy
+
+
+class CountingTableProxy(InsertFailingProxy):
+    """Forwards every Table Storage request to Azurite unchanged and records it (method, path):
+    how a test sees whether a request path read or wrote the table at all."""
+
+    def __init__(self, upstream: str, ca_file: str) -> None:
+        self.seen: list[tuple[str, str]] = []
+        super().__init__(upstream, ca_file)
+
+    async def _forward(self, request: web.Request) -> web.Response:
+        self.seen.append((request.method, request.path))
+        body = await request.read()
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
+        upstream_origin = self.upstream.split("/devstoreaccount1")[0]
+        target = yarl.URL(upstream_origin + request.raw_path, encoded=True)  # as signed: no re-encoding
+        async with self._session.request(request.method, target, headers=headers, data=body or None) as answer:
+            payload = await answer.read()
+            out = {k: v for k, v in answer.headers.items()
+                   if k.lower() not in ("content-length", "transfer-encoding", "content-encoding")}
+            return web.Response(status=answer.status, body=payload, headers=out)
+
+
+@pytest.fixture(scope="module")
+def counted_tables(stack: dict) -> Iterator[tuple[Api, CountingTableProxy]]:
+    """A function host (managed identity, as deployed) whose every table request passes the proxy."""
+    proxy = CountingTableProxy(stack["tablesEndpoint"], stack["caCertFile"])
+    host = FunctionHost(stack, {"TABLES_ENDPOINT": f"https://127.0.0.1:{proxy.port}/devstoreaccount1"}, "audit-counted-tables")
+    yield Api(host.base, log=host.log), proxy
+    host.stop()
+    proxy.stop()
+
+
+@pytest.fixture(scope="session")
+def audit_guests(stack: dict) -> Iterator[GuestHost]:
+    """Guests on, a generous total budget (the per-client default of 5 stays)."""
+    host = FunctionHost(stack, {"GUEST_ACCESS_ENABLED": "true", "GUEST_REQUESTS_PER_MINUTE": "1000"}, "audit-guests")
+    yield GuestHost(host)
+    host.stop()
+
+
+@pytest.fixture
+def acs_behaves(emulator: Emulator) -> Iterator[Callable[..., None]]:
+    """Set emulator knobs (what real ACS does but does not document) for one test; they go back
+    to the stack's defaults afterwards, and injected faults are cleared."""
+    changed: set[str] = set()
+
+    def configure(**knobs: Any) -> None:
+        changed.update(knobs)
+        emulator.configure(**knobs)
+
+    yield configure
+    emulator.clear_faults()
+    if changed:
+        emulator.configure(**{name: None for name in changed})
+
+
+@pytest.fixture(scope="module", autouse=True)
+def sweep_the_guests_made_here(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After each module: the guest identities its tests made (tests/guest/conftest.py's MADE,
+    which its ask() fills) are aged and swept, so no later sweep of the run meets one."""
+    from tests.guest.conftest import MADE as made, age_guests, guest_rows
+
+    yield
+    if not made:
+        return
+    table = request.getfixturevalue("table")
+    left = made & set(guest_rows(table))
+    if left:
+        age_guests(table, left)
+        request.getfixturevalue("audit_guests").sweep()
+    made.clear()
