@@ -26,8 +26,17 @@ Why the cache behaves as it does:
     access-token-claims-reference), while an ID token's audience *is* that client (OIDC Core §2).
     A token without a client claim, or whose client is its own audience without any ``scp`` /
     ``scope`` grant, is an ID token.
-* A token valid for longer than ``OIDC_MAX_TOKEN_LIFETIME_MINUTES`` (from ``iat``, else from
-  now) is refused: a stolen ten-year token must not be a ten-year key.
+* A token valid for longer than ``OIDC_MAX_TOKEN_LIFETIME_MINUTES`` (from its ``iat``) is
+  refused: a stolen ten-year token must not be a ten-year key. ``iat`` is required (RFC 9068 §2.2
+  makes it a required claim of a JWT access token), and ``exp``, ``iat`` and ``nbf`` must be JSON
+  numbers (RFC 7519 §2 NumericDate): PyJWT accepts anything ``int()`` takes, the string
+  ``"4102444800"`` included, so a check that only looks at numbers would not see the string.
+* An address counts for the e-mail domain allow-list only when the issuer did not disown it:
+  ``email_verified`` anything but ``true`` (when present) is unverified (OIDC Core §5.1 types it
+  a JSON boolean, so ``"false"`` is not ``true``); and ``preferred_username`` / ``upn`` are taken
+  as an address only from Microsoft Entra, whose ``upn`` / v2 ``preferred_username`` is the
+  user's sign-in name in the tenant. Elsewhere ``preferred_username`` is a name the person chose
+  ("MUST NOT rely upon this value being unique", OIDC Core §5.1), not an address anyone checked.
 
 This module knows JWTs and the issuer's HTTP endpoints; it knows nothing of requests or users.
 """
@@ -47,6 +56,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import jwt
 
+from shared.caller import is_entra_issuer
 from shared.errors import DependencyUnavailable, Unauthenticated
 from shared.settings import SettingsError
 from shared.text import is_clean
@@ -91,8 +101,8 @@ class VerifiedToken:
     #: Microsoft Entra's tenant id and object id (``tid``, ``oid``) when the token carries them.
     tenant_id: str | None = None
     object_id: str | None = None
-    #: The ``email`` claim (else ``preferred_username`` / ``upn``) when it looks like an address
-    #: and the issuer did not say it is unverified.
+    #: The ``email`` claim (for Microsoft Entra, else ``preferred_username`` / ``upn``) when it
+    #: looks like an address and the issuer did not say anything but ``email_verified: true``.
     email: str | None = None
 
 
@@ -333,18 +343,33 @@ def _require_access_token(header: dict[str, Any], claims: dict[str, Any]) -> Non
         raise _bad_token("The bearer token was issued to its own audience with no scope: it is an ID token")
 
 
+def _is_number(value: Any) -> bool:
+    """A JSON number: bool is an int to Python but ``true`` is not a NumericDate."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _require_numeric_dates(claims: dict[str, Any]) -> None:
+    """``exp`` and ``iat`` (required) and ``nbf`` (when present) are JSON numbers; see the module
+    docstring for why PyJWT's own checks are not enough."""
+    for name in ("exp", "iat", "nbf"):
+        if (name in claims or name != "nbf") and not _is_number(claims.get(name)):
+            raise _bad_token(f"The bearer token's {name!r} claim is not a number")
+
+
 def _check_lifetime(claims: dict[str, Any], max_lifetime_seconds: float) -> None:
-    exp = claims.get("exp")
-    iat = claims.get("iat")
-    start = iat if isinstance(iat, (int, float)) and not isinstance(iat, bool) else time.time()
-    if isinstance(exp, (int, float)) and exp - start > max_lifetime_seconds + LEEWAY_SECONDS:
+    """Called after ``_require_numeric_dates``: ``exp`` and ``iat`` are numbers."""
+    if claims["exp"] - claims["iat"] > max_lifetime_seconds + LEEWAY_SECONDS:
         raise _bad_token("The bearer token is valid for longer than this service accepts")
 
 
+#: Claims that carry an address, by whether the issuer is Microsoft Entra (module docstring).
+_ADDRESS_CLAIMS = {True: ("email", "preferred_username", "upn"), False: ("email",)}
+
+
 def _email(claims: dict[str, Any]) -> str | None:
-    if claims.get("email_verified") is False:
+    if "email_verified" in claims and claims["email_verified"] is not True:
         return None
-    for name in ("email", "preferred_username", "upn"):
+    for name in _ADDRESS_CLAIMS[is_entra_issuer(str(claims.get("iss", "")))]:
         value = claims.get(name)
         if isinstance(value, str) and value.count("@") == 1 and len(value) <= 320 and is_clean(value):
             return value
@@ -384,7 +409,7 @@ async def verify_bearer_token(
     algorithms: Sequence[str],
     max_lifetime_seconds: float = 24 * 3600,
 ) -> VerifiedToken:
-    """Verify ``token`` (signature, ``iss``, ``aud``, ``exp``, ``nbf``, ``sub``), that it is an
+    """Verify ``token`` (signature, ``iss``, ``aud``, ``exp``, ``iat``, ``nbf``, ``sub``), that it is an
     access token, and that it is not valid for longer than ``max_lifetime_seconds``.
 
     Raises ``Unauthenticated`` (code InvalidBearerToken) for a token that is not good,
@@ -428,10 +453,11 @@ async def verify_bearer_token(
             audience=audience,
             issuer=entry.token_issuer,
             leeway=LEEWAY_SECONDS,
-            options={"require": ["exp", "iss", "aud", "sub"]},
+            options={"require": ["exp", "iat", "iss", "aud", "sub"]},
         )
     except Exception as error:  # PyJWTError mostly; whatever else, it is the token that is bad
         raise _bad_token(_reason(error)) from None
+    _require_numeric_dates(claims)
 
     subject = claims["sub"]
     if not isinstance(subject, str) or not subject.strip() or not is_clean(subject) or len(subject) > 512:
