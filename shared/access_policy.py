@@ -37,7 +37,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from .caller import Caller
+from .caller import Caller, is_entra_issuer
 from .errors import Forbidden, InvalidRequest, NotFound
 from .settings import ANY, GUEST_MAX_MINUTES, GUEST_ROLE, GUEST_SCOPES, MAX_TOKEN_MINUTES, MIN_TOKEN_MINUTES, Settings
 
@@ -185,8 +185,14 @@ def check_teams_exchange(caller: Caller, settings: Settings, teams_token: str, a
 
 
 def _is_entra_user(caller: Caller) -> bool:
-    """Signed in with Microsoft Entra: an Entra bearer token (keyed ``entra:<tid>|<oid>``) or a
-    platform principal from the ``aad`` provider."""
+    """Signed in with Microsoft Entra, so held to their own Teams user: a platform principal of
+    the ``aad`` provider, or a bearer caller whose token comes from an Entra issuer, or is keyed
+    ``entra:<tid>|<oid>``, or names a tenant and object id at all. Not the key alone: with
+    ``OIDC_USER_KEY=sub`` an Entra caller is ``<issuer>|<sub>`` but still the Entra user their
+    token's tid and oid name. A token of another issuer that names a tid and oid (Entra External
+    ID's ``*.ciamlogin.com`` issuers, a federation) is held to that user too: the stricter way,
+    since it can only refuse."""
     if caller.source == "bearer":
-        return caller.app_user_id.startswith("entra:")
+        return (is_entra_issuer(caller.provider) or caller.app_user_id.startswith("entra:")
+                or (caller.tenant_id is not None and caller.object_id is not None))
     return caller.provider == "aad"

@@ -82,7 +82,10 @@ _TENANT_CLAIMS = ("http://schemas.microsoft.com/identity/claims/tenantid", "tid"
 _OBJECT_ID_CLAIMS = ("http://schemas.microsoft.com/identity/claims/objectidentifier", "oid")
 
 #: Hosts of Microsoft Entra issuers (public and national clouds): their bearer callers are keyed by
-#: tid + oid under OIDC_USER_KEY=auto.
+#: tid + oid under OIDC_USER_KEY=auto. v1 tokens are issued by sts.windows.net (global and US
+#: Government) and sts.chinacloudapi.cn (Azure China), v2 tokens by login.microsoftonline.com,
+#: login.microsoftonline.us and login.partner.microsoftonline.cn
+#: (learn.microsoft.com/en-us/answers/questions/1190472, "token issuers for the sovereign cloud").
 ENTRA_ISSUER_HOSTS = frozenset(
     {
         "login.microsoftonline.com",
@@ -90,6 +93,7 @@ ENTRA_ISSUER_HOSTS = frozenset(
         "login.microsoftonline.us",
         "login.partner.microsoftonline.cn",
         "login.chinacloudapi.cn",
+        "sts.chinacloudapi.cn",
     }
 )
 

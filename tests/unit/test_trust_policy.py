@@ -105,3 +105,41 @@ def test_role_grants_combine_and_bound_the_request(make_settings):
         access_policy.token_request(_caller("guest"), settings, ["chat.join"], None)
     # No listed role: the deployment's allowed scopes, up to a day.
     assert access_policy.token_request(_caller("authenticated"), settings, ["voip.join"], 1440) == (("voip.join",), 1440)
+
+
+def _teams_token_of(tenant: str, oid: str) -> str:
+    import base64
+    import json
+
+    def part(document: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(document).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'RS256'})}.{part({'tid': tenant, 'oid': oid})}.c2ln"
+
+
+@pytest.mark.parametrize("provider, tenant_and_object, held", [
+    ("https://sts.chinacloudapi.cn/72f988bf-0000-4000-8000-00000000d0c1/", False, True),
+    ("https://contoso.ciamlogin.com/72f988bf-0000-4000-8000-00000000d0c1/v2.0", True, True),
+    ("https://issuer.example", True, True),
+    ("https://issuer.example", False, False),
+], ids=["entra-issuer-without-claims", "tid-and-oid-of-an-external-id-issuer", "tid-and-oid-of-any-issuer",
+        "another-issuer-without-them"])
+def test_a_bearer_caller_who_names_an_entra_user_exchanges_only_that_users_teams_token(
+        make_settings, provider: str, tenant_and_object: bool, held: bool):
+    """Whether the caller is held to their own Teams user does not hang on the OIDC_USER_KEY
+    prefix; an Entra-issuer caller without tid/oid is refused (nothing to match them with)."""
+    settings = make_settings(TEAMS_EXCHANGE_ENABLED="true", TEAMS_ALLOWED_APP_IDS="*", TEAMS_ALLOWED_TENANT_IDS="*",
+                             OIDC_USER_KEY="sub")
+    tenant, mine, theirs = "72f988bf-0000-4000-8000-00000000d0c1", "11111111-2222-4333-8444-555555555555", \
+        "99999999-2222-4333-8444-555555555555"
+    caller = Caller(app_user_id=f"{provider}|sub-1", roles=frozenset(), source="bearer", provider=provider,
+                    tenant_id=tenant if tenant_and_object else None, object_id=mine if tenant_and_object else None)
+    app = "0d8f5e2a-4444-4b1c-9d2e-3f4a5b6c7d8e"
+    if held:
+        with pytest.raises(Forbidden) as refused:
+            access_policy.check_teams_exchange(caller, settings, _teams_token_of(tenant, theirs), app, theirs)
+        assert refused.value.code == "TeamsUserMismatch"
+    else:
+        access_policy.check_teams_exchange(caller, settings, _teams_token_of(tenant, theirs), app, theirs)
+    if tenant_and_object:
+        access_policy.check_teams_exchange(caller, settings, _teams_token_of(tenant, mine), app, mine)
