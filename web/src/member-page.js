@@ -5,6 +5,7 @@
 
 import { createCredentialSession } from "./credential-session.js";
 import { createView } from "./page-view.js";
+import { grantedScopes } from "./token-details.js";
 import { deleteIdentity, getIdentity, getSignedInUser, issueToken, revokeTokens } from "./token-service.js";
 
 const MIN_LIFETIME = 60;
@@ -44,12 +45,27 @@ export function startMemberPage() {
   const session = createCredentialSession({
     page,
     obtain: ({ background }) => issueToken(state.request, { fresh: !background && state.fresh }),
-    show: (issued) => showToken(issued, state.request.scopes),
+    show: (issued) => {
+      showToken(issued, state.request.scopes);
+      if (!state.request.scopes) {
+        tickScopes(grantedScopes(issued.token, []).scopes);
+      }
+    },
     renewedText: () => `Your token was renewed. It expires at ${view.expiresOn.textContent}.`,
     isBusy: () => state.busy,
   });
 
   // ---- actions ------------------------------------------------------------------------------
+
+  /** Ticks the boxes of the scopes a token granted, so the next request asks for the same. */
+  function tickScopes(scopes) {
+    if (scopes.length === 0) {
+      return;
+    }
+    for (const box of view.form.querySelectorAll('input[name="scope"]')) {
+      box.checked = scopes.includes(box.value);
+    }
+  }
 
   function readRequest() {
     const scopes = [...view.form.querySelectorAll('input[name="scope"]:checked')].map((box) => box.value);
@@ -97,8 +113,8 @@ export function startMemberPage() {
     }
   }
 
-  async function getNewToken({ fresh = true } = {}) {
-    state.request = readRequest();
+  async function getNewToken({ fresh = true, request = readRequest() } = {}) {
+    state.request = request;
     state.fresh = fresh;
     await session.start();
     showStatus(`New token issued. It expires at ${view.expiresOn.textContent}.`);
@@ -110,10 +126,12 @@ export function startMemberPage() {
     showNoToken("None (all tokens revoked)");
     // ACS promises no immediate stop: a revocation "can take up to 15 minutes to propagate"
     // (learn.microsoft.com/azure/communication-services/concepts/identity-model). Deleting the
-    // identity is what stops its tokens at once.
+    // identity revokes its tokens too and leaves nothing to issue new ones for; ACS states no
+    // propagation time for that either, so the page promises no instant stop.
     showStatus(
       "All tokens issued to your identity so far were revoked. Communication Services may keep accepting them " +
-        "for up to 15 minutes; deleting your identity stops them at once. Get a new token to continue.",
+        "for up to 15 minutes. Deleting your identity also ends them, and no new token can be issued for it. " +
+        "Get a new token to continue.",
     );
   }
 
@@ -144,7 +162,10 @@ export function startMemberPage() {
     view.signedIn.hidden = false;
     // Opening (or reloading) the page may take a token the service issued moments ago: a storm
     // of reloads then costs ACS nothing extra. The button asks for a newly issued one.
-    await getNewToken({ fresh: false });
+    // The first token names no scopes, so the deployment's defaults apply (voip only unless it
+    // allows chat) and opening the page never asks for a scope the service refuses; the boxes
+    // then show what was granted.
+    await getNewToken({ fresh: false, request: { expiresInMinutes: MIN_LIFETIME } });
   }
 
   // ---- wiring -------------------------------------------------------------------------------
