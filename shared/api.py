@@ -18,6 +18,7 @@ from .client_address import client_address
 from .guest_service import GuestService, display_name
 from .errors import DependencyUnavailable, Forbidden, InvalidRequest, NotFound, PayloadTooLarge, Throttled
 from .http_responses import empty_response, json_response, respond
+from .request_origin import refuse_cross_site
 from .rate_limit import PerUserRateLimiter
 from .runtime import get_runtime
 from .settings import Settings
@@ -35,17 +36,38 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
+def _require_json_content_type(req: func.HttpRequest) -> None:
+    """A non-empty body must say it is JSON (``application/json`` or ``…+json``). A body with no
+    Content-Type, or a form, multipart or text/plain one, is what another site's page can make a
+    browser send without a CORS preflight (shared/request_origin.py), so it is never read."""
+    body = req.get_body() or b""
+    if not body.strip():
+        return
+    content_type = (req.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if content_type != "application/json" and not content_type.endswith("+json"):
+        raise InvalidRequest("The request body must be JSON, sent with Content-Type: application/json.",
+                             code="UnsupportedContentType")
+
+
+def _refuse_foreign(req: func.HttpRequest, *, reads_body: bool = True) -> None:
+    """First thing on every route that changes state or spends a budget, before the caller is
+    identified: a body that is not declared JSON (400), then a request of another site's page
+    (403 CrossSiteRequest). Header checks only, in memory."""
+    if reads_body:
+        _require_json_content_type(req)
+    refuse_cross_site(req.headers)
+
+
 def read_json(req: func.HttpRequest, fields: frozenset[str]) -> dict[str, Any]:
-    """The request's JSON object (empty when there is no body), bounded in size, with only the
-    expected fields, so a typo such as "scope" is an error rather than silently ignored."""
+    """The request's JSON object (empty when there is no body), bounded in size, declared JSON by
+    its Content-Type, with only the expected fields, so a typo such as "scope" is an error rather
+    than silently ignored."""
     body = req.get_body() or b""
     if len(body) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"The request body is larger than {MAX_BODY_BYTES} bytes.", code="PayloadTooLarge")
     if not body.strip():
         return {}
-    content_type = (req.headers.get("content-type") or "").split(";")[0].strip().lower()
-    if content_type and content_type != "application/json" and not content_type.endswith("+json"):
-        raise InvalidRequest("The request body must be JSON (Content-Type: application/json).", code="UnsupportedContentType")
+    _require_json_content_type(req)
     try:
         data = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
@@ -94,6 +116,7 @@ async def issue_token(req: func.HttpRequest) -> func.HttpResponse:
     the request says ``Cache-Control: no-cache`` (an explicit refresh)."""
 
     async def work() -> func.HttpResponse:
+        _refuse_foreign(req)
         caller = await _caller(req)
         settings = get_runtime().settings
         access_policy.admit(caller, settings)
@@ -127,6 +150,7 @@ async def revoke_tokens(req: func.HttpRequest) -> func.HttpResponse:
     """POST /api/token/revoke: every token issued so far to the caller stops working."""
 
     async def work() -> func.HttpResponse:
+        _refuse_foreign(req)
         caller = await _caller(req)
         read_json(req, frozenset())
         _check_limit("identity-change", caller, "revoke and delete requests")
@@ -140,6 +164,7 @@ async def delete_identity(req: func.HttpRequest) -> func.HttpResponse:
     """DELETE /api/identity: the caller's ACS identity and its mapping go (idempotent)."""
 
     async def work() -> func.HttpResponse:
+        _refuse_foreign(req, reads_body=False)
         caller = await _caller(req)
         _check_limit("identity-change", caller, "revoke and delete requests")
         await get_runtime().tokens.delete_identity(caller.app_user_id)
@@ -152,6 +177,7 @@ async def exchange_teams_token(req: func.HttpRequest) -> func.HttpResponse:
     """POST /api/teams/token: a Teams user's Entra token exchanged for an ACS token."""
 
     async def work() -> func.HttpResponse:
+        _refuse_foreign(req)
         caller = await _caller(req)
         settings = get_runtime().settings
         if not settings.teams_exchange_enabled:
@@ -180,6 +206,7 @@ async def issue_guest_token(req: func.HttpRequest) -> func.HttpResponse:
     guest is not an app user). Off unless GUEST_ACCESS_ENABLED (404 GuestAccessDisabled)."""
 
     async def work() -> func.HttpResponse:
+        _refuse_foreign(req)  # anonymous, but another site's page must not spend the guest budgets either
         scopes, minutes = access_policy.guest_request(get_runtime().settings)
         data = read_json(req, frozenset({"displayName"}))
         name = display_name(data.get("displayName"))
@@ -198,14 +225,21 @@ async def issue_guest_token(req: func.HttpRequest) -> func.HttpResponse:
 
 
 async def mark_deleted_users(req: func.HttpRequest) -> func.HttpResponse:
-    """POST /api/manage/deleted-users: the app says these users are deleted (admin role only).
-    Answers how many ids were marked and how many of them name a user who has an identity now,
-    so an operator sees at once when the ids are not the service's (say, a missing provider)."""
+    """POST /api/manage/deleted-users: the app says these users are deleted (admin role only, and
+    only for a caller the access policy admits: an operator is first someone who may use the
+    service). Answers how many ids were marked and how many of them name a user who has an
+    identity now, so an operator sees at once when the ids are not the service's (say, a missing
+    provider). Once the tombstones are written, the tokens those users hold are revoked, so a
+    deleted user's call ends now rather than at the next sweep (see _revoke_marked)."""
 
     async def work() -> func.HttpResponse:
+        started = asyncio.get_running_loop().time()
+        _refuse_foreign(req)
         caller = await _caller(req)
+        settings = get_runtime().settings
         if ADMIN_ROLE not in caller.roles:
             raise Forbidden("Only callers in the admin role may mark users deleted.", code="NotAdmin")
+        access_policy.admit(caller, settings)
         data = read_json(req, frozenset({"appUserIds"}))
         ids = data.get("appUserIds")
         if not isinstance(ids, list) or not 0 < len(ids) <= MAX_IDS_PER_REQUEST:
@@ -220,24 +254,66 @@ async def mark_deleted_users(req: func.HttpRequest) -> func.HttpResponse:
         _check_limit("manage", caller, "operator requests")  # malformed requests cost nothing and are not counted
         tokens = get_runtime().tokens
         unique = list(dict.fromkeys(ids))
-        matched = await _count_existing(unique)
-        marked = await tokens.mark_deleted(unique)
-        log.info("admin %s marked %d users deleted (%d had an identity)", user_ref(caller.app_user_id), marked, matched)
-        return json_response({"marked": marked, "matched": matched}, 202)
+        existing = await _with_identity(unique)
+        marked = await tokens.mark_deleted(unique)  # the tombstones first: they alone stop new tokens
+        log.info("admin %s marked %d users deleted (%d had an identity)", user_ref(caller.app_user_id), marked, len(existing))
+        # What is left of the deadline, less one dependency timeout for the answer to get out.
+        budget = settings.request_deadline_seconds - settings.dependency_timeout_seconds \
+            - (asyncio.get_running_loop().time() - started)
+        await _revoke_marked(existing, budget)
+        return json_response({"marked": marked, "matched": len(existing)}, 202)
 
     return await respond("mark_deleted_users", work)
 
 
-async def _count_existing(app_user_ids: list[str]) -> int:
-    """How many of these users have an identity (point reads, 16 at a time)."""
+#: Point reads or revocations the operator endpoint runs at once.
+_OPERATOR_CONCURRENCY = 16
+
+
+async def _with_identity(app_user_ids: list[str]) -> list[str]:
+    """The users among these who have an identity (point reads, 16 at a time)."""
     tokens = get_runtime().tokens
-    gate = asyncio.Semaphore(16)
+    gate = asyncio.Semaphore(_OPERATOR_CONCURRENCY)
 
     async def exists(app_user_id: str) -> bool:
         async with gate:
             return await tokens.identity_of(app_user_id) is not None
 
-    return sum(await asyncio.gather(*(exists(i) for i in app_user_ids)))
+    found = await asyncio.gather(*(exists(i) for i in app_user_ids))
+    return [app_user_id for app_user_id, has in zip(app_user_ids, found) if has]
+
+
+async def _revoke_marked(app_user_ids: list[str], budget_seconds: float) -> None:
+    """Revoke the tokens of users just marked deleted (16 at a time, within ``budget_seconds``).
+
+    A tombstone stops new tokens at once, but a token a user already holds works until it expires
+    (up to 24 hours) or the sweep deletes the identity (CLEANUP_SCHEDULE, daily by default).
+    Revoking closes that gap. It is best effort: the tombstones are already written, so a
+    revocation that fails or does not finish in time is logged and left to the sweep, which
+    deletes the identity (and so its tokens) anyway; the answer is 202 either way."""
+    if not app_user_ids:
+        return
+    tokens = get_runtime().tokens
+    gate = asyncio.Semaphore(_OPERATOR_CONCURRENCY)
+
+    async def revoke(app_user_id: str) -> None:
+        async with gate:
+            await tokens.revoke_tokens(app_user_id)
+
+    tasks = [asyncio.ensure_future(revoke(i)) for i in app_user_ids]
+    try:
+        done, pending = await asyncio.wait(tasks, timeout=max(budget_seconds, 0.001))
+    finally:  # also when the request itself is cancelled: nothing is left running unowned
+        for task in tasks:
+            task.cancel()
+    if pending:
+        await asyncio.gather(*pending, return_exceptions=True)
+    failed = [task for task in done if task.exception() is not None]
+    for task in failed[:5]:
+        log.warning("revoking a deleted user's tokens failed (%s); the sweep deletes the identity", type(task.exception()).__name__)
+    if failed or pending:
+        log.warning("revoked the tokens of %d of %d users marked deleted; %d failed, %d ran out of time; "
+                    "the sweep deletes the rest", len(done) - len(failed), len(app_user_ids), len(failed), len(pending))
 
 
 _health_checks: SingleFlight[bool] = SingleFlight()

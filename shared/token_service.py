@@ -456,8 +456,12 @@ class TokenService:
         raise DependencyUnavailable("The identity kept changing while it was deleted; try again.", retry_after=1)
 
     async def exchange_teams_token(self, app_user_id: str, teams_token: str, app_id: str, user_id: str) -> AcsToken:
-        """Exchange a Teams user's Entra token; it counts against the caller's token limit too."""
+        """Exchange a Teams user's Entra token; it counts against the caller's token limit too.
+        A user the app deleted (tombstoned) gets nothing here either (one point read: this path
+        is not the warm token path)."""
         self._check_rate(app_user_id)
+        if await self._store.is_tombstoned(app_user_id):
+            raise Forbidden("This account was deleted; it cannot exchange Teams tokens.", code="AccountDeleted")
         token = await self._acs.exchange_teams_token(teams_token, app_id, user_id)
         telemetry.token_issued("teams")
         return token
