@@ -453,15 +453,41 @@ def oversized_cases(draw: st.DrawFn) -> Case:
     return Case(f"size:{kind}", "POST", path, headers, body, frozenset({413}))
 
 
-@st.composite
-def not_admin_cases(draw: st.DrawFn) -> Case:
-    """Signed-in users without the admin role, whatever roles that look like it they claim."""
-    roles = draw(st.lists(st.sampled_from(["Admin", "ADMIN", " admin", "admin ", "administrator", "admins", "root",
-                                           "authenticated", "anonymous", "owner", "admin\u200b"]), max_size=4))
+#: Roles that look like admin, or are ordinary, each well formed (printable, non-blank): a caller
+#: holding only these is a signed-in user who is not an admin.
+_ADMIN_LOOKALIKES = ["Admin", "ADMIN", " admin", "admin ", "administrator", "admins", "root", "authenticated",
+                     "anonymous", "owner", "\u0430dmin"]  # the last with a Cyrillic "а"
+#: Characters the contract refuses in a caller's identity (README, "Errors": control, format and
+#: bidi characters, line separators, unpaired surrogates): a role holding one is malformed.
+_INVISIBLE = ["\u200b", "\u200d", "\u00ad", "\ufeff", "\u202e", "\u2066", "\x00", "\x1f", "\x7f", "\u2028",
+              "\u2029", "\ud800"]
+
+
+def _not_admin_case(draw: st.DrawFn, roles: list[str], expected: int, category: str) -> Case:
     principal = principal_header(f"not-admin-{draw(st.integers(0, 50))}", roles=tuple(roles) or ("authenticated",))
     body = _bytes({"appUserIds": draw(st.lists(st.text(min_size=1, max_size=20), min_size=1, max_size=3))})
     headers = {"x-ms-client-principal": principal, "content-type": "application/json"}
-    return Case("not-admin", "POST", "/api/manage/deleted-users", headers, body, frozenset({403, 401}))
+    return Case(category, "POST", "/api/manage/deleted-users", headers, body, frozenset({expected}))
+
+
+@st.composite
+def not_admin_cases(draw: st.DrawFn) -> Case:
+    """Signed-in users without the admin role, whatever well-formed roles that look like it they
+    claim: refused as not allowed (403), the caller being valid."""
+    roles = draw(st.lists(st.sampled_from(_ADMIN_LOOKALIKES), max_size=4))
+    return _not_admin_case(draw, roles, 403, "not-admin")
+
+
+@st.composite
+def malformed_role_cases(draw: st.DrawFn) -> Case:
+    """The same users with one role made malformed: "admin" (or a look-alike) with an invisible
+    or control character in it. Such a caller cannot be read at all (401), so is no admin either."""
+    roles = draw(st.lists(st.sampled_from(_ADMIN_LOOKALIKES), max_size=3))
+    base = draw(st.sampled_from(["admin", *_ADMIN_LOOKALIKES]))
+    at = draw(st.integers(0, len(base)))
+    bad = base[:at] + draw(st.sampled_from(_INVISIBLE)) + base[at:]
+    roles.insert(draw(st.integers(0, len(roles))), bad)
+    return _not_admin_case(draw, roles, 401, "not-admin:malformed-role")
 
 
 # -- the tests -------------------------------------------------------------------------------------
@@ -519,10 +545,16 @@ def test_body_over_16_kib_is_refused_with_413(api: Api, case: Case):
     send(api, case)
 
 
-@settings(FUZZ, max_examples=100)
+@settings(FUZZ, max_examples=80)
 @given(case=not_admin_cases())
 def test_ordinary_user_cannot_mark_users_deleted(api: Api, case: Case):
-    send(api, case)
+    assert error_body(send(api, case))["code"] == "NotAdmin"
+
+
+@settings(FUZZ, max_examples=20)
+@given(case=malformed_role_cases())
+def test_a_caller_whose_admin_role_hides_a_control_character_is_refused_as_malformed(api: Api, case: Case):
+    assert error_body(send(api, case))["code"] == "InvalidPrincipal"
 
 
 _field_text = st.text(st.characters(codec="utf-8"), min_size=1, max_size=60).filter(str.strip)
