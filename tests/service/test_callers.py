@@ -6,7 +6,7 @@ from __future__ import annotations
 import requests
 import pytest
 
-from tests.conftest import Api, Emulator, FunctionHost, new_user
+from tests.conftest import Api, Emulator, FunctionHost, expect_error, new_user
 
 
 def _bearer(stack: dict, **claims) -> dict[str, str]:
@@ -42,9 +42,17 @@ def test_bearer_token_for_another_audience_or_issuer_is_401(api: Api, stack: dic
 
 
 def test_bearer_admin_role_may_mark_users_deleted(api: Api, stack: dict):
+    """An OIDC caller whose ``roles`` claim holds admin marks users deleted: the answer counts
+    the ids marked and those with an identity (openapi.yaml: 202 {marked, matched}), and the
+    marked user with an identity is refused from then on."""
+    known, unknown = new_user(), new_user()
+    assert api.token(known).status_code == 200  # has an identity; ``unknown`` never asked
     response = api.call("POST", "/api/manage/deleted-users", headers=_bearer(stack, roles=["admin"]),
-                        json={"appUserIds": [new_user().app_user_id]})
-    assert response.status_code == 202
+                        json={"appUserIds": [known.app_user_id, unknown.app_user_id]})
+    assert response.status_code == 202, response.text
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.json() == {"marked": 2, "matched": 1}
+    expect_error(api.token(known, fresh=True), 403, "AccountDeleted")
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +63,19 @@ def untrusting_api(stack: dict):
 
 
 def test_principal_header_is_ignored_where_the_platform_does_not_set_it(untrusting_api: Api, stack: dict):
+    """With TRUST_CLIENT_PRINCIPAL=false the header is not read at all: alone it is no caller
+    (the answer a request without it gets), and beside a bearer token it changes nothing, not
+    even the admin role it claims."""
     forged = new_user(roles=("anonymous", "authenticated", "admin"))
-    assert untrusting_api.token(forged).status_code == 401
-    assert untrusting_api.call("POST", "/api/manage/deleted-users", forged, json={"appUserIds": ["x"]}).status_code == 401
-    # a bearer token still identifies the caller there
-    assert untrusting_api.call("POST", "/api/token", headers=_bearer(stack)).status_code == 200
+    expect_error(untrusting_api.token(forged), 401, "MissingCaller")
+    expect_error(untrusting_api.call("POST", "/api/manage/deleted-users", forged, json={"appUserIds": ["github|x"]}),
+                 401, "MissingCaller")
+    # a bearer token still identifies the caller there, whatever principal header comes with it
+    sub = f"sub-{new_user().user_id}"
+    bearer = _bearer(stack, sub=sub)
+    assert untrusting_api.call("POST", "/api/token", forged, headers=bearer).status_code == 200
+    seen = untrusting_api.call("GET", "/api/identity", forged, headers=bearer)
+    assert seen.status_code == 200, seen.text
+    assert seen.json()["appUserId"] == f"{stack['oidcIssuer']}|{sub}", seen.json()
+    expect_error(untrusting_api.call("POST", "/api/manage/deleted-users", forged, headers=bearer,
+                                     json={"appUserIds": ["github|x"]}), 403, "NotAdmin")
