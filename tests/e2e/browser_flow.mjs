@@ -233,18 +233,21 @@ async function run(page) {
   assert.equal(secondCheck.valid, true, `refreshed token verifies (reason ${secondCheck.reason})`);
   step("refresh gives a new token for the same identity", { scopes: await textOf(page, "#scopes") });
 
-  // 4. Revoke: tokens issued so far stop verifying at ACS.
+  // 4. Revoke: every token issued so far is revoked at ACS. What is checked is ACS's record
+  // (the emulator's `revoked`: issued before the revocation), not whether ACS refuses the token
+  // yet: real ACS may accept a revoked token for up to 15 minutes while the revocation
+  // propagates (learn.microsoft.com/azure/communication-services/concepts/identity-model), so
+  // `valid` is not asserted; the walk-through runs with the emulator delaying enforcement so.
   const revoked = page.waitForResponse((r) => new URL(r.url()).pathname === "/api/token/revoke");
   await page.getByRole("button", { name: "Revoke all my tokens" }).click();
   assert.equal((await revoked).status(), 204);
   await waitForText(page, "#status", "revoked");
   for (const [name, token] of [["first", first.token], ["second", second.token]]) {
     const check = await verify(token);
-    assert.equal(check.valid, false, `${name} token no longer verifies after revoke`);
-    assert.equal(check.reason, "revoked", `${name} token is reported revoked`);
+    assert.equal(check.revoked, true, `${name} token is recorded revoked at ACS (reason ${check.reason})`);
   }
   assert.equal(await textOf(page, "#token-id"), "None (all tokens revoked)");
-  step("revoked tokens no longer verify at ACS");
+  step("tokens issued before revoking are revoked at ACS");
 
   // 5. A new token after revoking still belongs to the same identity, and works.
   const third = await tokenIssuedBy(page, () => page.getByRole("button", { name: "Get a new token" }).click());
@@ -266,10 +269,11 @@ async function run(page) {
   const identityStatus = await page.evaluate(async () => (await fetch("/api/identity")).status);
   assert.equal(identityStatus, 404, "the service no longer knows an identity for this person");
   assert.ok(!(await liveIdentities()).includes(first.communicationUserId), "ACS no longer has the identity");
+  // ACS's record: the identity the token names is deleted (deleting revokes its tokens; real
+  // ACS may take up to 15 minutes to refuse them, so `valid` is not asserted).
   const thirdAfterDelete = await verify(third.token);
-  assert.equal(thirdAfterDelete.valid, false, "the deleted identity's token no longer verifies");
-  assert.equal(thirdAfterDelete.reason, "deleted");
-  step("deleted identity is gone and its token no longer verifies");
+  assert.equal(thirdAfterDelete.reason, "deleted", "the token names an identity ACS deleted");
+  step("deleted identity is gone and its token names a deleted identity");
   await screenshot(page, "identity-deleted");
 
   // 7. Sign out: the page is out of reach again.

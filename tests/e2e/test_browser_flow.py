@@ -35,6 +35,12 @@ def _stack() -> dict[str, Any]:
     return json.loads(STACK_FILE.read_text(encoding="utf-8"))
 
 
+def _configure_emulator(stack: dict[str, Any], **knobs: Any) -> None:
+    """Turn the ACS emulator's knobs (PUT /_emulator/config; null puts one back)."""
+    requests.put(f"{stack['acsEndpoint']}/_emulator/config", json=knobs, verify=stack["caCertFile"],
+                 timeout=30).raise_for_status()
+
+
 @pytest.fixture(scope="module")
 def walk_through() -> dict[str, Any]:
     """Runs the browser walk-through once; the tests below each check one part of what it saw."""
@@ -48,14 +54,20 @@ def walk_through() -> dict[str, Any]:
     except requests.RequestException as error:
         pytest.fail(f"the Static Web Apps CLI at {stack['staticWebApp']} is not answering: {error}")
 
-    done = subprocess.run(
-        ["node", str(BROWSER_FLOW), "--stack", str(STACK_FILE), "--artifacts", str(ARTIFACTS)],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
+    # Real ACS "can take up to 15 minutes" to enforce a revocation (../ACS_FACTS.md): the walk-through
+    # runs with the emulator doing the same, so nothing it checks relies on enforcement at once.
+    _configure_emulator(stack, revocationDelaySeconds=900)
+    try:
+        done = subprocess.run(
+            ["node", str(BROWSER_FLOW), "--stack", str(STACK_FILE), "--artifacts", str(ARTIFACTS)],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=240,
+            check=False,
+        )
+    finally:
+        _configure_emulator(stack, revocationDelaySeconds=None)
     lines = done.stdout.strip().splitlines()
     try:
         report: dict[str, Any] = json.loads(lines[-1])
@@ -91,13 +103,15 @@ def test_refresh_gives_a_new_token_for_the_same_identity(walk_through: dict[str,
     _reached(walk_through, "refresh gives a new token for the same identity")
 
 
-def test_revoked_tokens_no_longer_verify(walk_through: dict[str, Any]) -> None:
-    _reached(walk_through, "revoked tokens no longer verify at ACS")
+def test_tokens_issued_before_revoking_are_revoked_at_acs(walk_through: dict[str, Any]) -> None:
+    """ACS's record of the revocation, not its enforcement: the walk-through runs while the
+    emulator, like real ACS, keeps accepting revoked tokens for 15 minutes."""
+    _reached(walk_through, "tokens issued before revoking are revoked at ACS")
     _reached(walk_through, "a token issued after revoking works")
 
 
 def test_deleted_identity_is_gone_with_its_tokens(walk_through: dict[str, Any]) -> None:
-    _reached(walk_through, "deleted identity is gone and its token no longer verifies")
+    _reached(walk_through, "deleted identity is gone and its token names a deleted identity")
 
 
 def test_signed_out_person_is_sent_to_sign_in(walk_through: dict[str, Any]) -> None:
