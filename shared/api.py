@@ -36,38 +36,30 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def _require_json_content_type(req: func.HttpRequest) -> None:
-    """A non-empty body must say it is JSON (``application/json`` or ``…+json``). A body with no
-    Content-Type, or a form, multipart or text/plain one, is what another site's page can make a
-    browser send without a CORS preflight (shared/request_origin.py), so it is never read."""
-    body = req.get_body() or b""
-    if not body.strip():
-        return
-    content_type = (req.headers.get("content-type") or "").split(";")[0].strip().lower()
-    if content_type != "application/json" and not content_type.endswith("+json"):
-        raise InvalidRequest("The request body must be JSON, sent with Content-Type: application/json.",
-                             code="UnsupportedContentType")
-
-
-def _refuse_foreign(req: func.HttpRequest, *, reads_body: bool = True) -> None:
+def _refuse_foreign(req: func.HttpRequest) -> None:
     """First thing on every route that changes state or spends a budget, before the caller is
-    identified: a body that is not declared JSON (400), then a request of another site's page
-    (403 CrossSiteRequest). Header checks only, in memory."""
-    if reads_body:
-        _require_json_content_type(req)
+    identified: a request of another site's page is 403 CrossSiteRequest (shared/request_origin.py).
+    Header checks only, in memory."""
     refuse_cross_site(req.headers)
 
 
 def read_json(req: func.HttpRequest, fields: frozenset[str]) -> dict[str, Any]:
-    """The request's JSON object (empty when there is no body), bounded in size, declared JSON by
-    its Content-Type, with only the expected fields, so a typo such as "scope" is an error rather
-    than silently ignored."""
+    """The request's JSON object (empty when there is no body), bounded in size, with only the
+    expected fields, so a typo such as "scope" is an error rather than silently ignored.
+
+    A non-empty body must say it is JSON (``application/json`` or ``…+json``): a body with no
+    Content-Type, or a form, multipart or text/plain one, is what another site's page can make a
+    browser send without a CORS preflight, so it is never read (400 UnsupportedContentType). Every
+    route reads its body before it spends a budget or changes anything."""
     body = req.get_body() or b""
     if len(body) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"The request body is larger than {MAX_BODY_BYTES} bytes.", code="PayloadTooLarge")
     if not body.strip():
         return {}
-    _require_json_content_type(req)
+    content_type = (req.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if content_type != "application/json" and not content_type.endswith("+json"):
+        raise InvalidRequest("The request body must be JSON, sent with Content-Type: application/json.",
+                             code="UnsupportedContentType")
     try:
         data = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
@@ -164,7 +156,7 @@ async def delete_identity(req: func.HttpRequest) -> func.HttpResponse:
     """DELETE /api/identity: the caller's ACS identity and its mapping go (idempotent)."""
 
     async def work() -> func.HttpResponse:
-        _refuse_foreign(req, reads_body=False)
+        _refuse_foreign(req)
         caller = await _caller(req)
         _check_limit("identity-change", caller, "revoke and delete requests")
         await get_runtime().tokens.delete_identity(caller.app_user_id)

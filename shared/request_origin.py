@@ -4,12 +4,14 @@ Behind Static Web Apps the caller is whoever the session cookie names, and a bro
 cookie with requests another site's page makes it send. Without a CORS preflight a page can only
 make "simple" requests (POST with no body, or a form, multipart or text/plain body, or one with no
 Content-Type; https://fetch.spec.whatwg.org/#cors-safelisted-request-header), so the service
-refuses two things before it reads the caller or spends anyone's budget:
+refuses two things before it spends anyone's budget or changes anything:
 
-* a non-empty body that does not say it is JSON (shared/api.py, 400 UnsupportedContentType): a
-  page cannot send ``Content-Type: application/json`` to another origin without a preflight, which
-  the function app never answers with CORS headers (infra: no CORS entry);
-* a request the browser marks as coming from another site or origin (403 CrossSiteRequest).
+* a request the browser marks as coming from another site or origin (403 CrossSiteRequest, this
+  module), first of all, before the caller is read;
+* a non-empty body that does not say it is JSON (shared/api.py read_json, 400
+  UnsupportedContentType): a page cannot send ``Content-Type: application/json`` to another
+  origin without a preflight, which the function app never answers with CORS headers (infra: no
+  CORS entry).
 
 Which requests are another site's, in the order checked:
 

@@ -95,8 +95,9 @@ def test_another_sites_page_cannot_spend_a_guests_budget_or_make_identities(gues
 
 def test_a_body_that_does_not_say_it_is_json_is_refused_on_every_route_that_reads_one(api: Api, emulator: Emulator):
     """No Content-Type, text/plain and form bodies are what a page can send anywhere without a
-    preflight; the same JSON text with its JSON type is served."""
-    user = new_user()
+    preflight; the same JSON text with its JSON type is served. The body is read after the caller
+    is known (and, at the operator endpoint, after the admin role is checked): an admin sends it."""
+    user = new_user(ADMIN)
     before = emulator.identities()
     for content_type in (None, "text/plain;charset=UTF-8", "application/x-www-form-urlencoded"):
         headers = {} if content_type is None else {"Content-Type": content_type}
