@@ -78,7 +78,11 @@ class Tally:
         self.statuses: Counter[int] = Counter()
 
     def send(self, api: Api, method: str, path: str, *, headers: dict[str, str] | None = None, body=None) -> requests.Response:
-        response = api.session.request(method, f"{api.base}{path}", headers=headers or {},
+        """A JSON body goes as a client sends one, declared JSON: a body without that Content-Type
+        is refused (400 UnsupportedContentType, tests/attacks/test_cross_site_requests.py) before
+        its fields are read, and these tests are about what the fields and the caller hold."""
+        sent = {**(headers or {}), **({} if body is None else {"Content-Type": "application/json"})}
+        response = api.session.request(method, f"{api.base}{path}", headers=sent,
                                        data=None if body is None else json.dumps(body), timeout=60)
         self.sent += 1
         self.statuses[response.status_code] += 1
