@@ -21,7 +21,8 @@ Guarantees it keeps:
 - LastSeenAt is kept current (at most a day stale, at most one write a day per user, off the
   request's path) whether or not inactivity cleanup is on;
 - a per-user budget of identity creations a day (IDENTITY_CREATIONS_PER_USER_PER_DAY, per
-  instance), so a DELETE + POST loop cannot create identities without bound.
+  instance, counted in windows of 24 hours from the first creation of each), so a DELETE + POST
+  loop cannot create identities without bound.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections import deque
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Awaitable, Callable
@@ -50,6 +50,17 @@ log = logging.getLogger(__name__)
 #: how long a delete or tombstone made through another instance can go unseen by this one when
 #: every request asks for a new token (ACS's answer for a deleted identity shows it sooner).
 _IDENTITY_CACHE_SECONDS = 60
+#: A remembered identity this old (plus up to _IDENTITY_REFRESH_SPREAD_SECONDS, by user, so users
+#: who signed up together are not checked together) is checked again in the background on its
+#: user's next request, which meanwhile is served from memory. The check is one point read, the
+#: tombstone; a mapping changes or goes only with an identity ACS no longer has (a repair follows
+#: ACS's answer, a delete or sweep deletes the identity first), which the issue itself reveals,
+#: and a revoke or delete made through any instance writes a revocation row, learnt by the
+#: instance's poll that the check joins. Memory then counts from when the check (and that poll)
+#: began, so the 60 s bound holds while an active user's identity never has to be read again on
+#: their request's path.
+_IDENTITY_REFRESH_SECONDS = 40
+_IDENTITY_REFRESH_SPREAD_SECONDS = 10
 _LAST_SEEN_INTERVAL = timedelta(days=1)
 #: ACS stamps tokens with whole seconds (the csi claim) and may hand out the same string for two
 #: identical issues within a second (../ACS_FACTS.md), so a token whose issue started less than a
@@ -78,7 +89,7 @@ class IssuedToken:
         return f"IssuedToken({self.communication_user_id}, expires_on={self.expires_on.isoformat()})"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Known:
     """What the process remembers of a user between requests, as of its last read of their row
     or its own later writes."""
@@ -94,14 +105,23 @@ class _Known:
         return cls(mapping.communication_user_id, mapping.last_seen, mapping.last_seen_kept, mapping.etag, mapping.revoked_at)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Recent:
     """A token this instance issued, with when its issue started (wall clock, to compare with a
-    RevokedAt written by any instance; monotonic, for its age)."""
+    RevokedAt written by any instance; monotonic, for its age). Kept flat (the token's fields,
+    not an AcsToken) and without a __dict__: one is held per user for TOKEN_REUSE_SECONDS."""
 
     started_at: datetime
     started: float
-    token: AcsToken
+    token: str
+    expires_on: datetime
+
+    @classmethod
+    def of(cls, started_at: datetime, started: float, token: AcsToken) -> _Recent:
+        return cls(started_at, started, token.token, token.expires_on)
+
+    def acs_token(self) -> AcsToken:
+        return AcsToken(self.token, self.expires_on)
 
 
 class TokenService:
@@ -127,8 +147,10 @@ class TokenService:
         self._poll_overlap = timedelta(seconds=settings.dependency_timeout_seconds + 5)
         self._first_poll_window = timedelta(seconds=memory)
         self._limiter = PerUserRateLimiter(settings.token_requests_per_minute)
-        self._creations: TtlCache[deque[float]] = TtlCache(_DAY_SECONDS, 100_000)
+        # Per user: when their current 24-hour window of identity creations began, and how many.
+        self._creations: TtlCache[tuple[float, int]] = TtlCache(_DAY_SECONDS, 100_000)
         self._touching: set[str] = set()
+        self._refreshing: set[str] = set()
         self._background: set[asyncio.Task[object]] = set()
 
     # -- validation -------------------------------------------------------------------------
@@ -164,10 +186,13 @@ class TokenService:
         (the caller sent Cache-Control: no-cache) never hands out a token issued before the
         request, on any path."""
         self._check_rate(app_user_id)
-        known = self._identities.get(app_user_id)
-        if known is None:
+        remembered = self._identities.get_with_age(app_user_id)
+        if remembered is None:
             return await self._resolving_issue(app_user_id, scopes, minutes, fresh)
+        known, age = remembered
         self._note_seen(app_user_id)
+        if age >= _IDENTITY_REFRESH_SECONDS:
+            self._refresh_if_due(app_user_id, known, age)
         try:
             token = await self._issue_shared(app_user_id, known, scopes, minutes, fresh)
         except IdentityGone:
@@ -200,7 +225,7 @@ class TokenService:
             started_at, started = _now(), time.monotonic()
             token = await self._acs.issue_token(communication_user_id, scopes, minutes)
             telemetry.token_issued()
-            self._recent_tokens.put(key, _Recent(started_at, started, token))
+            self._recent_tokens.put(key, _Recent.of(started_at, started, token))
             return token
 
         return await self._issuing.run((*key, revoked_at, forgotten), issue)
@@ -223,9 +248,9 @@ class TokenService:
         if entry is None or not self._may_reuse(app_user_id, known.communication_user_id, entry):
             return None
         if time.monotonic() - entry.started <= self._check_seconds:
-            return entry.token
+            return entry.acs_token()
         await self._poll()
-        return entry.token if self._may_reuse(app_user_id, known.communication_user_id, entry) else None
+        return entry.acs_token() if self._may_reuse(app_user_id, known.communication_user_id, entry) else None
 
     def _may_reuse(self, app_user_id: str, communication_user_id: str, entry: _Recent) -> bool:
         revoked_at = self._revoked_at(app_user_id, communication_user_id)
@@ -283,12 +308,13 @@ class TokenService:
         """The user's identity id and a token for it, issued while resolving (so the cold path
         also costs one ACS call once the mapping is read)."""
         for _ in range(3):
+            read_from = time.monotonic()
             mapping, tombstoned = await self._store.lookup(app_user_id)
             if tombstoned:
                 raise Forbidden("This account was deleted; its communication identity is being removed.", code="AccountDeleted")
             if mapping is not None:
                 known = _Known.of(mapping)
-                self._identities.put(app_user_id, known)
+                self._identities.put(app_user_id, known, stored_at=read_from)
                 self._note_seen(app_user_id)  # before ACS answers: a sweep may be judging the row now
                 try:
                     token = await self._issue_shared(app_user_id, known, scopes, minutes, fresh)
@@ -366,7 +392,7 @@ class TokenService:
         telemetry.identity_created()
         now = _now()
         self._identities.put(app_user_id, _Known(communication_user_id, now, True, None, None))
-        self._recent_tokens.put((communication_user_id, scopes, minutes), _Recent(started_at, started, token))
+        self._recent_tokens.put((communication_user_id, scopes, minutes), _Recent.of(started_at, started, token))
         return communication_user_id, token
 
     async def _discard(self, communication_user_id: str, why: str) -> None:
@@ -386,19 +412,17 @@ class TokenService:
         if limit <= 0:
             return
         now = time.monotonic()
-        times = self._creations.get(app_user_id) or deque()
-        while times and now - times[0] >= _DAY_SECONDS:
-            times.popleft()
-        if len(times) >= limit:
-            wait = int(times[0] + _DAY_SECONDS - now) + 1
+        window = self._creations.get(app_user_id)  # expires with the window: stored at its start
+        began, count = window if window is not None else (now, 0)
+        if count >= limit:
+            wait = int(began + _DAY_SECONDS - now) + 1
             log.info("user %s spent their identity creations for the day", user_ref(app_user_id))
             raise Throttled(
                 "Too many new communication identities for this account today; try again later.",
                 retry_after=wait,
                 code="TooManyIdentityCreations",
             )
-        times.append(now)
-        self._creations.put(app_user_id, times)
+        self._creations.put(app_user_id, (began, count + 1), stored_at=began)
 
     # -- identity ---------------------------------------------------------------------------
 
@@ -428,9 +452,7 @@ class TokenService:
             return False
         revoked_at = _now()
         self._revoked.put(communication_user_id, revoked_at)
-        known = self._identities.get(app_user_id)
-        if known is not None and known.communication_user_id == communication_user_id:
-            self._identities.put(app_user_id, replace(known, revoked_at=revoked_at, etag=None))
+        self._update_known(app_user_id, communication_user_id, revoked_at=revoked_at, etag=None)
         await self._store.record_revocation(app_user_id, communication_user_id, revoked_at)
         log.info("revoked tokens of user %s", user_ref(app_user_id))
         return True
@@ -514,7 +536,9 @@ class TokenService:
                 if mapping is None or mapping.communication_user_id != known.communication_user_id:
                     return
                 if mapping.last_seen_kept and mapping.last_seen is not None and _now() - mapping.last_seen < _LAST_SEEN_INTERVAL:
-                    self._update_known(app_user_id, known, last_seen=mapping.last_seen, last_seen_kept=True, etag=mapping.etag)
+                    self._update_known(
+                        app_user_id, known.communication_user_id, last_seen=mapping.last_seen, last_seen_kept=True, etag=mapping.etag
+                    )
                     return
                 etag = mapping.etag
             new_etag = await self._store.touch(app_user_id, etag)
@@ -523,13 +547,55 @@ class TokenService:
                 # repair): read it again on the next request rather than guess.
                 self._identities.pop(app_user_id)
                 return
-            self._update_known(app_user_id, known, last_seen=_now(), last_seen_kept=True, etag=new_etag)
+            self._update_known(app_user_id, known.communication_user_id, last_seen=_now(), last_seen_kept=True, etag=new_etag)
         except DependencyUnavailable:
             log.warning("could not record last-seen of user %s; the next request tries again", user_ref(app_user_id))
         finally:
             self._touching.discard(app_user_id)
 
-    def _update_known(self, app_user_id: str, seen: _Known, **changes: object) -> None:
-        current = self._identities.get(app_user_id)
-        if current is not None and current.communication_user_id == seen.communication_user_id:
-            self._identities.put(app_user_id, replace(current, **changes))  # type: ignore[arg-type]
+    def _update_known(self, app_user_id: str, communication_user_id: str, **changes: object) -> None:
+        """Change what is remembered of the user's identity after this instance's own write,
+        keeping when it was last checked: a write says nothing of tombstones."""
+        remembered = self._identities.get_with_age(app_user_id)
+        if remembered is not None and remembered[0].communication_user_id == communication_user_id:
+            current, age = remembered
+            self._identities.put(app_user_id, replace(current, **changes), stored_at=time.monotonic() - age)  # type: ignore[arg-type]
+
+    def _refresh_if_due(self, app_user_id: str, known: _Known, age: float) -> None:
+        """Check a remembered identity again in the background once it is old enough (see
+        _IDENTITY_REFRESH_SECONDS); one check per user at a time."""
+        spread = (hash(app_user_id) % 1000) * (_IDENTITY_REFRESH_SPREAD_SECONDS / 1000)
+        if age < _IDENTITY_REFRESH_SECONDS + spread or app_user_id in self._refreshing:
+            return
+        self._refreshing.add(app_user_id)
+        self._keep(asyncio.get_running_loop().create_task(self._refresh(app_user_id, known)))
+
+    async def _refresh(self, app_user_id: str, known: _Known) -> None:
+        """Read the user's tombstone and poll the revocation rows (shared by the instance), then
+        either forget the identity (tombstoned; or revoked or deleted through some instance
+        since its row was read, so the next request reads the row again) or remember it from
+        when this check began. If the check fails, the memory simply ends at its bound."""
+        started = time.monotonic()
+        communication_user_id = known.communication_user_id
+        try:
+            tombstoned, _ = await asyncio.gather(self._store.is_tombstoned(app_user_id), self._poll())
+        except DependencyUnavailable:
+            log.warning("could not check the identity of user %s again; the next request reads it", user_ref(app_user_id))
+            return
+        finally:
+            self._refreshing.discard(app_user_id)
+        remembered = self._identities.get_with_age(app_user_id)
+        if remembered is None or remembered[0].communication_user_id != communication_user_id:
+            return  # forgotten or replaced meanwhile
+        current, age = remembered
+        if tombstoned:
+            log.info("user %s was marked deleted; forgetting their identity", user_ref(app_user_id))
+            self._forget(app_user_id, communication_user_id)
+            return
+        revoked_at = self._revoked.get(communication_user_id)
+        if revoked_at is not None and (current.revoked_at is None or revoked_at > current.revoked_at):
+            self._identities.pop(app_user_id)
+            return
+        checked_from = min(started, self._polled)  # the poll may have begun before this check
+        if checked_from > time.monotonic() - age:
+            self._identities.put(app_user_id, current, stored_at=checked_from)

@@ -33,10 +33,27 @@ class TtlCache(Generic[V]):
         self._entries.move_to_end(key)
         return value
 
-    def put(self, key: Hashable, value: V) -> None:
+    def get_with_age(self, key: Hashable) -> tuple[V, float] | None:
+        """The value and the seconds since it was stored (or since the moment ``put`` was
+        given), or None when absent or expired."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        stored_at, value = entry
+        age = time.monotonic() - stored_at
+        if age > self._ttl:
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return value, age
+
+    def put(self, key: Hashable, value: V, stored_at: float | None = None) -> None:
+        """Store ``value``; it expires ``ttl_seconds`` after ``stored_at`` (a time.monotonic()
+        reading, default now). A caller that learnt the value from a read passes when the read
+        began, so the value is never trusted longer than the TTL past what the read could see."""
         if self._ttl <= 0:
             return
-        self._entries[key] = (time.monotonic(), value)
+        self._entries[key] = (time.monotonic() if stored_at is None else stored_at, value)
         self._entries.move_to_end(key)
         while len(self._entries) > self._max:
             self._entries.popitem(last=False)
