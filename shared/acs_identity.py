@@ -25,11 +25,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Awaitable, Callable, TypeVar
 
 from azure.core.exceptions import (
+    DecodeError,
     HttpResponseError,
     ResourceNotFoundError,
     ServiceRequestError,
@@ -71,9 +73,21 @@ class AcsRefused(DependencyUnavailable):
     a problem of the deployment, not of the caller, not transient, and not a gone identity."""
 
 
+class CreateOutcomeUnknown(DependencyUnavailable):
+    """A create failed in a way that may have made an identity anyway (its reply lost, a 5xx, or
+    the time budget passed while it was in flight): it counts against the user's daily creation
+    budget like a create that succeeded, and it is logged and counted (``uncertain_creates``)."""
+
+
 class IdentityGone(Exception):
     """ACS does not know the identity in this resource: deleted, never existed, or another
-    resource's (a replaced ACS resource). The mapping to it can be repaired or dropped."""
+    resource's (a replaced ACS resource). The mapping to it can be repaired or dropped.
+    ``not_owned``: ACS said IdentityNotOwned, so the identity may well still exist in another
+    resource (the one the service pointed at before) and must stay recorded somewhere."""
+
+    def __init__(self, operation: str, not_owned: bool = False) -> None:
+        super().__init__(operation)
+        self.not_owned = not_owned
 
 
 #: The name earlier code used; the meaning is the same, wider set of answers.
@@ -143,6 +157,18 @@ def ms_cv(error: BaseException) -> str:
     return (headers.get("MS-CV") if headers is not None else None) or "-"
 
 
+def _never_connected(error: ServiceRequestError) -> bool:
+    """Whether a ServiceRequestError means no connection was ever made (so nothing was sent)."""
+    import aiohttp
+
+    from azure.core.exceptions import ServiceRequestTimeoutError
+
+    if isinstance(error, ServiceRequestTimeoutError):  # aiohttp's connect timeout
+        return True
+    cause = getattr(error, "inner_exception", None) or error.__cause__
+    return isinstance(cause, (aiohttp.ClientConnectorError, ConnectionRefusedError, socket.gaierror))
+
+
 def _error_fields(error: HttpResponseError) -> tuple[int, str, str]:
     details = getattr(error, "error", None)
     return (
@@ -199,7 +225,7 @@ class AcsIdentityClient:
             correlation = ms_cv(error)
             if is_gone(operation, status, code, target):
                 log.info("acs %s: identity not in this resource: %s %s ms_cv=%s", operation, status, code, correlation)
-                raise IdentityGone(operation) from None
+                raise IdentityGone(operation, not_owned=code == "IdentityNotOwned") from None
             if operation == "exchange_teams_token" and (code in _TEAMS_TOKEN_REJECTIONS or status in (400, 403)):
                 log.info("acs %s rejected the Teams token: %s %s ms_cv=%s", operation, status, code, correlation)
                 raise InvalidRequest(
@@ -220,7 +246,9 @@ class AcsIdentityClient:
             log.warning("acs %s unreachable: %s (no answer, so no MS-CV)", operation, type(error).__name__)
             raise DependencyUnavailable("Azure Communication Services could not be reached.") from None
 
-    async def create_user_and_token(self, scopes: tuple[str, ...], minutes: int) -> tuple[str, AcsToken]:
+    async def create_user_and_token(
+        self, scopes: tuple[str, ...], minutes: int, request_id: str | None = None
+    ) -> tuple[str, AcsToken]:
         """One round trip: a new identity and its first token.
 
         ACS has no idempotent create (../ACS_FACTS.md), so it is never retried: azure-core
@@ -231,7 +259,8 @@ class AcsIdentityClient:
 
         A create that outlives the time budget is not cancelled (ACS may already have made the
         identity): it is left to finish, and the identity it returns is deleted, since nobody
-        will map it."""
+        will map it. ``request_id`` is sent as x-ms-client-request-id (azure-core's
+        RequestIdPolicy), so an uncertain create can be named to Microsoft support."""
 
         async def create(sdk: Any) -> tuple[str, AcsToken]:
             user, token = await sdk.create_user_and_token(
@@ -239,18 +268,21 @@ class AcsIdentityClient:
                 token_expires_in=timedelta(minutes=minutes),
                 read_timeout=_LATE_CREATE_WAIT_SECONDS,
                 retry_total=0,
+                **({"request_id": request_id} if request_id else {}),
             )
             return user.properties["id"], AcsToken(token.token, _expiry(token.expires_on, minutes))
 
         pending = asyncio.ensure_future(create(self._sdk()))
         try:
             return await self._call("create_user_and_token", lambda _: asyncio.shield(pending))
-        except DependencyUnavailable:
+        except DependencyUnavailable as error:
             if not pending.done():
                 pending.add_done_callback(self._delete_late_identity)
             elif self._outcome_unknown(pending):
                 self._count_uncertain(pending.exception())
-            raise
+            else:
+                raise
+            raise CreateOutcomeUnknown(error.message, retry_after=error.retry_after) from None
         except BaseException:
             # Cancelled while the create was in flight: its identity, if any, is deleted.
             if not pending.done():
@@ -259,17 +291,25 @@ class AcsIdentityClient:
 
     @staticmethod
     def _outcome_unknown(finished: asyncio.Future[Any]) -> bool:
-        """Whether a failed create may have made an identity: the request was sent but its reply
-        was lost (connection dropped), or it was answered by a 5xx or 408, which can come after
-        ACS made it. 4xx refusals, 429 included, and failures to connect make nothing."""
+        """Whether a failed create may have made an identity. Nothing was made only when ACS
+        refused it (a 4xx, 429 included) or the connection was never made (refused, DNS, TLS
+        handshake, connect timeout). azure-core's aiohttp transport maps EVERY aiohttp
+        ClientError to ServiceRequestError, a connection dropped after the request was sent
+        (ServerDisconnectedError, a reset) included, so the aiohttp error it wraps decides
+        (azure-core azure/core/pipeline/transport/_aiohttp.py, AioHttpTransport.send); a body cut
+        off mid-read (IncompleteReadError, a DecodeError) and a 5xx or 408 are unknown too."""
         if finished.cancelled():
             return True
         error = finished.exception()
-        if error is None or isinstance(error, ServiceRequestError):
+        if error is None:
             return False
+        if isinstance(error, ServiceRequestError):
+            return not _never_connected(error)
+        if isinstance(error, DecodeError):
+            return True
         if isinstance(error, HttpResponseError):
             status = error.status_code or 0
-            return status >= 500 or status == 408
+            return status >= 500 or status == 408 or status == 0
         return True
 
     def _count_uncertain(self, error: BaseException | None) -> None:
@@ -323,6 +363,20 @@ class AcsIdentityClient:
             await self._call("delete_user", lambda sdk: sdk.delete_user(CommunicationUserIdentifier(communication_user_id)))
         except IdentityGone:
             return False
+        return True
+
+    async def delete_unmapped(self, communication_user_id: str) -> str:
+        """Delete an identity nothing maps: "deleted", "gone" (ACS no longer has it), or
+        "not_owned" (another resource owns it: it may still exist there, so its record is kept)."""
+        try:
+            return "deleted" if await self._delete_strict(communication_user_id) else "gone"
+        except IdentityGone as gone:
+            return "not_owned" if gone.not_owned else "gone"
+
+    async def _delete_strict(self, communication_user_id: str) -> bool:
+        from azure.communication.identity import CommunicationUserIdentifier
+
+        await self._call("delete_user", lambda sdk: sdk.delete_user(CommunicationUserIdentifier(communication_user_id)))
         return True
 
     async def exchange_teams_token(self, teams_token: str, app_id: str, user_id: str) -> AcsToken:

@@ -50,6 +50,12 @@ _ATTEMPTS = 6
 #: A guest identity goes this long after its token's expiry, not at once: ACS stamps the expiry
 #: by its own clock, which may run a little behind this one.
 _GUEST_EXPIRY_MARGIN = timedelta(minutes=5)
+#: A create intent this old belongs to no create still under way (a late create is awaited at
+#: most two minutes, its record and delete a few dependency budgets more).
+_INTENT_STALE = timedelta(minutes=10)
+#: An unmapped identity another resource owns is tried once per run for this long, then its row
+#: goes (logged with the identity id): a resource switched for good must not be retried forever.
+_UNMAPPED_RETENTION = timedelta(days=30)
 
 
 @dataclass
@@ -71,6 +77,14 @@ class SweepReport:
     guests_deleted: int = 0
     guests_left: int = 0
     guests_failed: int = 0
+    #: Identities nothing maps (shared/unmapped.py; repairs away from another resource's
+    #: identity): deleted (or found gone), and kept because another resource still owns them.
+    unmapped_deleted: int = 0
+    unmapped_kept: int = 0
+    #: Creates whose outcome nobody learnt (their host died between the create and its record):
+    #: intent rows older than _INTENT_STALE, reported once and removed; younger ones are pending.
+    uncertain: int = 0
+    uncertain_pending: int = 0
     table_operations: int = 0
     acs_deletes: int = 0
     seconds: float = 0.0
@@ -81,6 +95,8 @@ class SweepReport:
             f"already_gone={self.already_gone} retained={self.retained} failed={self.failed} left={self.left} "
             f"inactive={self.inactive} kept_active={self.kept_active} mismatched={self.mismatched} "
             f"guests_deleted={self.guests_deleted} guests_left={self.guests_left} guests_failed={self.guests_failed} "
+            f"unmapped_deleted={self.unmapped_deleted} unmapped_kept={self.unmapped_kept} "
+            f"uncertain={self.uncertain} uncertain_pending={self.uncertain_pending} "
             f"seconds={self.seconds:.1f}"
         )
 
@@ -111,8 +127,11 @@ class _Pacer:
     def pause(self, seconds: float) -> None:
         self.resume_at = max(self.resume_at, time.monotonic() + seconds)
 
-    async def wait(self) -> None:
-        delay = self.resume_at - time.monotonic()
+    async def wait(self, deadline: float) -> None:
+        """Sleep out the pause, but never past ``deadline`` (the run's time budget): a Retry-After
+        longer than what is left ends the run's work, left for the next run, instead of carrying
+        it past the budget and the function timeout."""
+        delay = min(self.resume_at, deadline) - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
 
@@ -152,6 +171,8 @@ class Sweeper:
             await asyncio.gather(*workers)
             await self._retire(retirements.take(), report)
         await self._sweep_guests(report, deadline)
+        await self._sweep_unmapped(report, deadline)
+        await self._report_intents(report)
         await self._trim_revocations()
         report.seconds = time.monotonic() - started
         log.info(report.summary())
@@ -178,7 +199,7 @@ class Sweeper:
     ) -> None:
         while (item := await queue.get()) is not None:
             for _ in range(_ATTEMPTS):
-                await pacer.wait()
+                await pacer.wait(deadline)
                 if time.monotonic() >= deadline:
                     report.left += 1
                     break
@@ -213,7 +234,7 @@ class Sweeper:
         async def sweep(guest: GuestRecord) -> None:
             async with gate:
                 for _ in range(_ATTEMPTS):
-                    await pacer.wait()
+                    await pacer.wait(deadline)
                     if time.monotonic() >= deadline:
                         report.guests_left += 1
                         return
@@ -239,6 +260,60 @@ class Sweeper:
                 await asyncio.gather(*(sweep(guest) for guest in page))
         except DependencyUnavailable:
             log.warning("could not list expired guest identities now; the next run will")
+
+    async def _sweep_unmapped(self, report: SweepReport, deadline: float) -> None:
+        """Identities recorded as unmapped (shared/unmapped.py, repairs): each tried once per run,
+        deleted and its row removed; one another resource owns (IdentityNotOwned) keeps its row
+        for the next run, until _UNMAPPED_RETENTION. Rows left at the time budget are the next
+        run's (counted in ``left``)."""
+        now = datetime.now(timezone.utc)
+        try:
+            async for page in self._store.unmapped_pages(page_size=1000):
+                for record in page:
+                    if time.monotonic() >= deadline:
+                        report.left += 1
+                        continue
+                    if self._settings.cleanup_dry_run:
+                        report.unmapped_deleted += 1
+                        continue
+                    try:
+                        report.acs_deletes += 1
+                        outcome = await self._acs.delete_unmapped(record.communication_user_id)
+                        if outcome == "not_owned":
+                            expired = record.created_at is not None and now - record.created_at >= _UNMAPPED_RETENTION
+                            if not expired:
+                                report.unmapped_kept += 1
+                                continue
+                            log.error("giving up on unmapped identity %s: another ACS resource owns it",
+                                      record.communication_user_id)
+                        elif outcome == "deleted":
+                            telemetry.identity_deleted("unmapped")
+                        await self._store.remove_unmapped(record.communication_user_id)
+                        report.unmapped_deleted += 1
+                    except DependencyUnavailable:
+                        report.failed += 1  # the row stays: the next run tries again
+        except DependencyUnavailable:
+            log.warning("could not list unmapped identities now; the next run will")
+
+    async def _report_intents(self, report: SweepReport) -> None:
+        """Creates begun and never finished (their host died between ACS's answer and the
+        record): each may have left an identity at ACS that nobody can find (ACS cannot list
+        identities). Old ones are logged with their client request id (what Microsoft support
+        can trace), counted (``uncertain``) and removed; recent ones may still be under way."""
+        stale_before = datetime.now(timezone.utc) - _INTENT_STALE
+        try:
+            async for page in self._store.intent_pages(page_size=1000):
+                for intent in page:
+                    if intent.created_at is not None and intent.created_at >= stale_before:
+                        report.uncertain_pending += 1
+                        continue
+                    report.uncertain += 1
+                    log.error("a create never finished (x-ms-client-request-id %s): ACS may hold an identity "
+                              "nobody recorded", intent.request_id)
+                    if not self._settings.cleanup_dry_run:
+                        await self._store.remove_intent(intent.request_id)
+        except DependencyUnavailable:
+            log.warning("could not list create intents now; the next run will")
 
     async def _trim_revocations(self) -> None:
         """Revocation rows only matter while a token issued before them may still be reused

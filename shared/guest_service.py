@@ -9,7 +9,8 @@ the token service does. Guarantees it keeps:
 - the identity is recorded with its token's expiry BEFORE the token is handed out, so the sweep
   finds and deletes it once the token has expired (ACS cannot list identities: an identity
   nobody recorded is kept by ACS for good). A failed recording deletes the identity just made
-  and answers 503; a request cancelled mid-way still ends recorded or deleted, never orphaned;
+  and answers 503 (if the delete fails too, shared/unmapped.py deletes or records it in the
+  background); a request cancelled mid-way still ends recorded or deleted, never orphaned;
 - the display name is the person's own words, not an identity: it is validated like any input
   and handed back, never stored or logged;
 - budgets per client address and in total, per minute per instance, bound how many identities an
@@ -29,6 +30,7 @@ from .acs_identity import AcsIdentityClient, AcsToken
 from .errors import DependencyUnavailable, InvalidRequest, Throttled
 from .identity_store import IdentityStore
 from .rate_limit import PerUserRateLimiter
+from .unmapped import UnmappedIdentities
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -110,6 +112,7 @@ class GuestService:
         self._per_client = PerUserRateLimiter(settings.guest_requests_per_client_per_minute)
         self._total = PerUserRateLimiter(settings.guest_requests_per_minute, max_users=1)
         self._background: set[asyncio.Task[object]] = set()
+        self._unmapped = UnmappedIdentities(store, acs)
 
     def spend_budget(self, client: str) -> None:
         """Take one guest token from the client's budget, then from the instance's; 429
@@ -145,7 +148,7 @@ class GuestService:
                 if await self._acs.delete_identity(communication_user_id):
                     telemetry.identity_deleted("unmapped")
             except DependencyUnavailable:
-                log.error("could not delete a new guest identity whose record could not be written; it is orphaned")
+                self._unmapped.keep(communication_user_id, "guest record write failed")  # deleted or recorded later
             if isinstance(error, Exception):
                 raise DependencyUnavailable("The guest identity could not be recorded; try again shortly.", retry_after=5) from None
             raise

@@ -15,6 +15,12 @@ This module knows Table Storage and nothing of HTTP or ACS. Schema (one table, I
 - guest:     PartitionKey = "guests", RowKey = <communication user id>; ExpiresAt, CreatedAt
              (a Teams meeting guest's identity, written before its token is handed out: ACS
              cannot list identities, so this row is how the sweep finds it once ExpiresAt passed)
+- unmapped:  PartitionKey = "unmapped", RowKey = <communication user id>; Reason, CreatedAt
+             (an identity nothing maps: a new one whose mapping write and delete both failed, or
+             one a repair stopped mapping because another resource owns it; the sweep deletes it)
+- intent:    PartitionKey = "intents", RowKey = <client request id of a create>; CreatedAt
+             (written before a create, removed once it is mapped or deleted; the sweep reports
+             and removes old ones: each is a create whose outcome nobody learnt)
 
 A mapping is a point read (one partition per user, so no hot partition); all tombstones share one
 partition so that a sweep lists only deleted users and marking is a batch transaction. An app
@@ -61,6 +67,12 @@ REVOCATION_PARTITION = "revocations"
 #: Guest identities, one row each, so none is lost. A user's partition key is an escaped app user
 #: id, which always holds "|" (or starts "sha256-"), so it can never be this one.
 GUEST_PARTITION = "guests"
+#: Identities ACS made (or a repair stopped mapping) that nothing else records: one row each, so
+#: the sweep keeps trying to delete them (shared/unmapped.py, shared/cleanup.py).
+UNMAPPED_PARTITION = "unmapped"
+#: Creates under way: written before an identity create, removed once it is mapped or deleted, so
+#: a create lost with its host (killed mid-way) leaves a trace the sweep reports.
+INTENT_PARTITION = "intents"
 _MAX_KEY_CHARS = 512
 
 
@@ -94,6 +106,23 @@ class Tombstone:
     row_key: str
     marked_at: datetime | None
     swept_at: datetime | None
+
+
+@dataclass(frozen=True)
+class UnmappedRecord:
+    """An ACS identity nothing maps, kept for the sweep to delete, and why it is here."""
+
+    communication_user_id: str
+    reason: str
+    created_at: datetime | None
+
+
+@dataclass(frozen=True)
+class CreateIntent:
+    """A create that was begun: its client request id (x-ms-client-request-id) and when."""
+
+    request_id: str
+    created_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -256,16 +285,33 @@ class IdentityStore:
         return True
 
     async def replace(self, mapping: Mapping, communication_user_id: str) -> bool:
-        """Point the user at a new identity, only if the mapping is still the one read."""
-        entity = self._new_row(mapping.app_user_id, communication_user_id)
-        try:
-            await self._call(
-                "replace",
-                lambda t: t.update_entity(entity, mode="replace", etag=mapping.etag, match_condition=MatchConditions.IfNotModified),
-            )
-        except (ResourceModifiedError, ResourceNotFoundError):
-            return await self._is_ours(mapping.app_user_id, communication_user_id)
-        return True
+        """Point the user at a new identity, only if the mapping still names the identity read.
+        A refused conditional replace is read back: a row that still names the gone identity
+        only changed beside it (a last-seen write or a revocation started before ACS answered),
+        so the replace is tried again with its new etag rather than throwing the new identity
+        away; a row naming another identity (a concurrent repair) or none means the race is lost."""
+        etag = mapping.etag
+        for _ in range(3):
+            entity = self._new_row(mapping.app_user_id, communication_user_id)
+            try:
+                await self._call(
+                    "replace",
+                    lambda t, e=entity, tag=etag: t.update_entity(
+                        e, mode="replace", etag=tag, match_condition=MatchConditions.IfNotModified
+                    ),
+                )
+            except (ResourceModifiedError, ResourceNotFoundError):
+                current = await self.get(mapping.app_user_id)
+                if current is None:
+                    return False
+                if current.communication_user_id == communication_user_id:
+                    return True  # our own write, re-sent after a lost reply
+                if current.communication_user_id != mapping.communication_user_id:
+                    return False
+                etag = current.etag
+                continue
+            return True
+        return False
 
     async def remove(self, mapping: Mapping) -> bool:
         """Delete the mapping only if unchanged since read; False if it changed or is gone."""
@@ -461,6 +507,36 @@ class IdentityStore:
         """Forget a guest identity the sweep has deleted at ACS (idempotent)."""
         try:
             await self._call("remove_guest", lambda t: t.delete_entity(GUEST_PARTITION, guest.communication_user_id))
+        except ResourceNotFoundError:
+            pass
+
+    async def record_unmapped(self, communication_user_id: str, reason: str) -> None:
+        """Record an identity nothing maps, for the sweep to delete (idempotent)."""
+        entity = {"PartitionKey": UNMAPPED_PARTITION, "RowKey": communication_user_id, "Reason": reason, "CreatedAt": _now()}
+        await self._call("record_unmapped", lambda t: t.upsert_entity(entity, mode="merge"))
+
+    async def unmapped_pages(self, page_size: int = 1000) -> AsyncIterator[list[UnmappedRecord]]:
+        async for page in self._pages("list_unmapped", "PartitionKey eq @p", {"p": UNMAPPED_PARTITION}, page_size):
+            yield [UnmappedRecord(e["RowKey"], str(e.get("Reason") or ""), _moment(e, "CreatedAt")) for e in page]
+
+    async def remove_unmapped(self, communication_user_id: str) -> None:
+        try:
+            await self._call("remove_unmapped", lambda t: t.delete_entity(UNMAPPED_PARTITION, communication_user_id))
+        except ResourceNotFoundError:
+            pass
+
+    async def record_intent(self, request_id: str) -> None:
+        """Record that a create is about to be sent (no user id: the request id is the trace)."""
+        entity = {"PartitionKey": INTENT_PARTITION, "RowKey": request_id, "CreatedAt": _now()}
+        await self._call("record_intent", lambda t: t.upsert_entity(entity, mode="replace"))
+
+    async def intent_pages(self, page_size: int = 1000) -> AsyncIterator[list[CreateIntent]]:
+        async for page in self._pages("list_intents", "PartitionKey eq @p", {"p": INTENT_PARTITION}, page_size):
+            yield [CreateIntent(e["RowKey"], _moment(e, "CreatedAt")) for e in page]
+
+    async def remove_intent(self, request_id: str) -> None:
+        try:
+            await self._call("remove_intent", lambda t: t.delete_entity(INTENT_PARTITION, request_id))
         except ResourceNotFoundError:
             pass
 

@@ -8,7 +8,9 @@ Guarantees it keeps:
   cancelled (a request deadline): the identity is then recorded or deleted, never orphaned;
 - the warm path costs one ACS call: the mapping is kept in process, and ACS's answer for an
   identity it no longer has (deleted, or another resource's) drops it and repairs the mapping;
-- a failed mapping write deletes the identity just made and reports 503;
+- a failed mapping write deletes the identity just made and reports 503 (if that delete fails
+  too, shared/unmapped.py deletes or records it in the background); a create is preceded by an
+  intent row, so one lost with its host leaves a trace the sweep reports;
 - a tombstoned (deleted) user gets no identity until the sweep has removed them;
 - a token issued in the last TOKEN_REUSE_SECONDS to the same identity, scopes and lifetime is
   handed out again rather than spending ACS's issue limit; never across users or scopes, never
@@ -31,18 +33,20 @@ import asyncio
 import hashlib
 import logging
 import time
+import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Awaitable, Callable
 
 from . import telemetry
-from .acs_identity import AcsIdentityClient, AcsToken, IdentityGone
+from .acs_identity import AcsIdentityClient, AcsToken, CreateOutcomeUnknown, IdentityGone
 from .errors import DependencyUnavailable, Forbidden, InvalidRequest, Throttled
 from .identity_store import IdentityStore, Mapping
 from .rate_limit import PerUserRateLimiter
 from .settings import MAX_TOKEN_MINUTES, MIN_TOKEN_MINUTES, Settings
 from .single_flight import SingleFlight
 from .ttl_cache import TtlCache
+from .unmapped import UnmappedIdentities
 
 log = logging.getLogger(__name__)
 
@@ -138,8 +142,10 @@ class TokenService:
         memory = settings.token_reuse_seconds + settings.dependency_timeout_seconds + 60
         self._revoked: TtlCache[datetime] = TtlCache(memory, 100_000)
         self._forgotten: TtlCache[datetime] = TtlCache(memory, 100_000)
-        self._resolving: SingleFlight[tuple[str, AcsToken, tuple[str, tuple[str, ...], int, bool]]] = SingleFlight()
+        self._resolving: SingleFlight[tuple[str, AcsToken, tuple[str, tuple[str, ...], int, float]]] = SingleFlight()
         self._issuing: SingleFlight[AcsToken] = SingleFlight()
+        # No-cache issues per flight key: the one under way, and the next one requests wait for.
+        self._fresh_turns: dict[tuple[object, ...], tuple[asyncio.Future[AcsToken] | None, asyncio.Future[AcsToken] | None]] = {}
         # Revocations made through any instance, learnt by polling their rows (see _poll).
         self._polling: SingleFlight[None] = SingleFlight()
         self._polled = float("-inf")  # monotonic start of the last complete poll
@@ -152,6 +158,7 @@ class TokenService:
         self._touching: set[str] = set()
         self._refreshing: set[str] = set()
         self._background: set[asyncio.Task[object]] = set()
+        self._unmapped = UnmappedIdentities(store, acs)
 
     # -- validation -------------------------------------------------------------------------
 
@@ -228,7 +235,41 @@ class TokenService:
             self._recent_tokens.put(key, _Recent.of(started_at, started, token))
             return token
 
-        return await self._issuing.run((*key, revoked_at, forgotten), issue)
+        flight = (*key, revoked_at, forgotten)
+        if fresh:
+            return await self._issue_after_arrival(flight, issue)
+        # Any other request joins only an issue begun in the same REVOCATION_CHECK_SECONDS window,
+        # so less than that bound before it came: an issue that started before a revoke is never
+        # handed to a request that comes later than the bound after the revoke was answered.
+        window = int(time.monotonic() // self._check_seconds) if self._check_seconds > 0 else object()
+        return await self._issuing.run((*flight, window), issue)
+
+    async def _issue_after_arrival(self, flight: tuple[object, ...], issue: Callable[[], Awaitable[AcsToken]]) -> AcsToken:
+        """A no-cache request's token: from an issue that begins after the request came. It
+        never joins an issue already under way; it joins the next one, which begins as soon as
+        the one under way (if any) ends, so a burst of no-cache requests costs at most two issues
+        and every one of them gets a token whose issue began after it came."""
+        running, waiting = self._fresh_turns.get(flight, (None, None))
+        if waiting is None:
+            waiting = asyncio.get_running_loop().create_task(self._fresh_turn(flight, running, issue))
+            waiting.add_done_callback(lambda t: t.cancelled() or t.exception())
+            self._fresh_turns[flight] = (running, waiting)
+        return await asyncio.shield(waiting)
+
+    async def _fresh_turn(
+        self, flight: tuple[object, ...], before: asyncio.Future[AcsToken] | None, issue: Callable[[], Awaitable[AcsToken]]
+    ) -> AcsToken:
+        if before is not None:
+            await asyncio.wait([before])  # its outcome is for the requests that joined it
+        self._fresh_turns[flight] = (asyncio.current_task(), None)  # begun: later requests wait for the next
+        try:
+            return await issue()
+        finally:
+            _, waiting = self._fresh_turns.get(flight, (None, None))
+            if waiting is None:
+                self._fresh_turns.pop(flight, None)
+            else:
+                self._fresh_turns[flight] = (None, waiting)
 
     def _revoked_at(self, app_user_id: str, communication_user_id: str) -> datetime | None:
         """The latest revocation of the identity this instance knows of (its own, or read)."""
@@ -281,15 +322,22 @@ class TokenService:
     async def _resolving_issue(self, app_user_id: str, scopes: tuple[str, ...], minutes: int, fresh: bool) -> IssuedToken:
         """Cold path: find or create the user's identity (one flight per user), then issue."""
 
-        async def resolve() -> tuple[str, AcsToken, tuple[str, tuple[str, ...], int, bool]]:
-            communication_user_id, token = await self._find_or_create(app_user_id, scopes, minutes, fresh)
-            return communication_user_id, token, (communication_user_id, scopes, minutes, fresh)
+        arrived, led = time.monotonic(), False
 
-        communication_user_id, token, (_, for_scopes, for_minutes, newly) = await self._resolving.run(app_user_id, resolve)
-        if (for_scopes, for_minutes) == (scopes, minutes) and (newly or not fresh):
-            # Issued while resolving, by this call or the one it joined, which was still under way
-            # when this request came: for a no-cache request only if that one asked for a newly
-            # issued token too (a token from before the request is never handed to it).
+        async def resolve() -> tuple[str, AcsToken, tuple[str, tuple[str, ...], int, float]]:
+            nonlocal led
+            led, started = True, time.monotonic()
+            communication_user_id, token = await self._find_or_create(app_user_id, scopes, minutes, fresh)
+            return communication_user_id, token, (communication_user_id, scopes, minutes, started)
+
+        communication_user_id, token, (_, for_scopes, for_minutes, started) = await self._resolving.run(app_user_id, resolve)
+        if (for_scopes, for_minutes) == (scopes, minutes) and (
+            led or (not fresh and arrived - started <= self._check_seconds)
+        ):
+            # Issued while resolving, by this call, or by the one it joined if that began less than
+            # REVOCATION_CHECK_SECONDS before this request came; never for a no-cache request
+            # (a flight it joined began before it came). Otherwise the identity is shared, the
+            # token issued anew below.
             return IssuedToken(communication_user_id, token.token, token.expires_on)
         known = self._identities.get(app_user_id)
         if known is None or known.communication_user_id != communication_user_id:
@@ -318,9 +366,9 @@ class TokenService:
                 self._note_seen(app_user_id)  # before ACS answers: a sweep may be judging the row now
                 try:
                     token = await self._issue_shared(app_user_id, known, scopes, minutes, fresh)
-                except IdentityGone:
+                except IdentityGone as gone:
                     self._forget(app_user_id, mapping.communication_user_id)
-                    created = await self._repair(mapping, scopes, minutes)
+                    created = await self._repair(mapping, scopes, minutes, gone.not_owned)
                     if created is None:
                         continue  # someone else changed the mapping; read it again
                     return created
@@ -339,10 +387,17 @@ class TokenService:
             log.info("created identity for user %s", user_ref(app_user_id))
         return created
 
-    async def _repair(self, mapping: Mapping, scopes: tuple[str, ...], minutes: int) -> tuple[str, AcsToken] | None:
+    async def _repair(
+        self, mapping: Mapping, scopes: tuple[str, ...], minutes: int, not_owned: bool = False
+    ) -> tuple[str, AcsToken] | None:
         """The mapped identity no longer exists at ACS (deleted, or another resource's): point
-        the mapping at a new one."""
+        the mapping at a new one. Another resource's identity (IdentityNotOwned) may still exist
+        there (ACS_ENDPOINT pointed elsewhere by mistake, then put back), so it is first recorded
+        as unmapped for the sweep to delete once it can; if that record cannot be written the
+        repair is refused (503), never leaving the identity recorded nowhere."""
         log.warning("mapped identity of user %s no longer exists in this ACS resource; repairing", user_ref(mapping.app_user_id))
+        if not_owned:
+            await self._store.record_unmapped(mapping.communication_user_id, "not_owned")
         repaired = await self._new_identity(
             mapping.app_user_id, scopes, minutes, lambda new_id: self._store.replace(mapping, new_id), "mapping changed during repair"
         )
@@ -365,7 +420,7 @@ class TokenService:
         request is cancelled (its deadline passed, the client went away) while ACS is creating the
         identity or while the mapping is being written, the task still finishes, so the identity
         ends up recorded or deleted, never orphaned."""
-        self._spend_creation(app_user_id)
+        self._spend_creation(app_user_id, count=False)  # refuses a spent budget; counted once made
         task = asyncio.get_running_loop().create_task(self._create_and_record(app_user_id, scopes, minutes, record, lost_race))
         self._keep(task)
         return await asyncio.shield(task)
@@ -378,17 +433,32 @@ class TokenService:
         record: Callable[[str], Awaitable[bool]],
         lost_race: str,
     ) -> tuple[str, AcsToken] | None:
+        # A create intent first: a host killed between ACS's answer and the mapping write leaves
+        # this row, which the sweep reports (uncertain=) with the create's client request id.
+        request_id = str(uuid.uuid4())
+        await self._store.record_intent(request_id)
         started_at, started = _now(), time.monotonic()
-        communication_user_id, token = await self._acs.create_user_and_token(scopes, minutes)
+        try:
+            communication_user_id, token = await self._acs.create_user_and_token(scopes, minutes, request_id=request_id)
+        except CreateOutcomeUnknown:
+            self._spend_creation(app_user_id, check=False)  # ACS may have made one; the intent stays
+            raise
+        except BaseException:
+            self._drop_intent(request_id)  # refused: nothing was made
+            raise
+        self._spend_creation(app_user_id, check=False)  # a refused create made nothing: not counted
         telemetry.token_issued()
         try:
             recorded = await record(communication_user_id)
         except BaseException:
             await self._discard(communication_user_id, "mapping write failed")
+            self._drop_intent(request_id)
             raise
         if not recorded:
             await self._discard(communication_user_id, lost_race)
+            self._drop_intent(request_id)
             return None
+        self._drop_intent(request_id)
         telemetry.identity_created()
         now = _now()
         self._identities.put(app_user_id, _Known(communication_user_id, now, True, None, None))
@@ -401,20 +471,28 @@ class TokenService:
         try:
             deleted = await self._acs.delete_identity(communication_user_id)
         except DependencyUnavailable:
-            log.error("could not delete an unmapped new identity (%s); it is orphaned", why)
+            self._unmapped.keep(communication_user_id, why)  # deleted or recorded in the background
             raise
         if deleted:
             telemetry.identity_deleted("unmapped")
 
-    def _spend_creation(self, app_user_id: str) -> None:
-        """Count an identity creation against the user's daily budget (this instance's count)."""
+    def _drop_intent(self, request_id: str) -> None:
+        """Remove a create's intent row once its identity is mapped, deleted or handed on, off
+        the request's path (if this fails, the sweep reports the row and removes it)."""
+        self._keep(asyncio.get_running_loop().create_task(self._store.remove_intent(request_id)))
+
+    def _spend_creation(self, app_user_id: str, check: bool = True, count: bool = True) -> None:
+        """Refuse a create once the user's daily budget is spent (``check``), and count one
+        (``count``) against it (this instance's count). Only a create that made an identity, or
+        may have (its outcome unknown), is counted: one ACS refused (a 429 in a flash crowd)
+        made nothing and must not lock the user out for a day."""
         limit = self._settings.identity_creations_per_user_per_day
         if limit <= 0:
             return
         now = time.monotonic()
         window = self._creations.get(app_user_id)  # expires with the window: stored at its start
-        began, count = window if window is not None else (now, 0)
-        if count >= limit:
+        began, spent = window if window is not None else (now, 0)
+        if check and spent >= limit:
             wait = int(began + _DAY_SECONDS - now) + 1
             log.info("user %s spent their identity creations for the day", user_ref(app_user_id))
             raise Throttled(
@@ -422,7 +500,8 @@ class TokenService:
                 retry_after=wait,
                 code="TooManyIdentityCreations",
             )
-        self._creations.put(app_user_id, (began, count + 1), stored_at=began)
+        if count:
+            self._creations.put(app_user_id, (began, spent + 1), stored_at=began)
 
     # -- identity ---------------------------------------------------------------------------
 

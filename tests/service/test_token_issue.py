@@ -144,17 +144,22 @@ def _together(count: int, call: Callable[[int], requests.Response]) -> list[requ
 
 def test_concurrent_first_calls_create_exactly_one_identity(api: Api, slow_acs: Emulator):
     """50 first calls of one user, all asking for a new token (no-cache) while ACS takes a second:
-    one create, no other ACS call, one identity, one token for all. Run one after another the
-    same requests would cost 50 calls and give 50 tokens (shown for three at the end)."""
+    one create, one identity. A no-cache request never joins an issue that began before it came
+    (tests/chaos/test_issue_in_flight.py), so those that come once the create is under way share
+    the issues that begin after them: at most two more ACS calls (one under way, one queued behind
+    it), not one each. Run one after another the same requests would cost 50 calls and give 50
+    tokens (shown for three at the end)."""
     user = new_user()
     before, calls = slow_acs.identities(), slow_acs.calls()
+    creates = slow_acs.calls("createIdentity", "createIdentityAndToken")
     responses = _together(50, lambda _: Api(api.base).token(user, fresh=True))
     assert [r.status_code for r in responses] == [200] * 50, {r.status_code for r in responses}
     ids = {r.json()["communicationUserId"] for r in responses}
     assert len(ids) == 1
     assert slow_acs.identities() - before == ids
-    assert slow_acs.calls() - calls == 1, "50 concurrent first calls must share one ACS call"
-    assert len({r.json()["token"] for r in responses}) == 1
+    assert slow_acs.calls(*("createIdentity", "createIdentityAndToken")) - creates == 1, "one create for 50 first calls"
+    assert slow_acs.calls() - calls <= 3, "50 concurrent first calls must share one create and at most two issues"
+    assert len({r.json()["token"] for r in responses}) <= 3
 
     # Counted at ACS, not by comparing strings: real ACS may give the same string twice in a second.
     calls = slow_acs.calls("issueAccessToken")
@@ -169,9 +174,11 @@ def test_concurrent_requests_of_a_known_user_share_one_acs_call(api: Api, slow_a
     issues = slow_acs.calls("issueAccessToken")
     responses = _together(20, lambda _: Api(api.base).token(user, fresh=True))
     assert [r.status_code for r in responses] == [200] * 20
-    assert slow_acs.calls("issueAccessToken") - issues == 1, "concurrent requests of one user must share one issue call"
+    # No-cache: none joins an issue begun before it came, so the burst shares the one under way
+    # when the first came and the one queued behind it (tests/chaos/test_issue_in_flight.py).
+    assert slow_acs.calls("issueAccessToken") - issues <= 2, "concurrent requests of one user must share their issues"
     tokens = {r.json()["token"] for r in responses}
-    assert len(tokens) == 1 and first["token"] not in tokens
+    assert len(tokens) <= 2 and first["token"] not in tokens
 
 
 def test_a_recent_token_is_handed_out_again_and_no_cache_gets_a_new_one(
