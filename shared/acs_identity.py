@@ -336,7 +336,7 @@ class AcsIdentityClient:
             if await self.delete_identity(communication_user_id):
                 telemetry.identity_deleted("late_create")
         except ServiceError:
-            log.error("could not delete an identity created after the time budget; it is orphaned")
+            log.error("could not delete the identity %s created after the time budget; it is orphaned", communication_user_id)
 
     async def issue_token(self, communication_user_id: str, scopes: tuple[str, ...], minutes: int) -> AcsToken:
         from azure.communication.identity import CommunicationUserIdentifier
