@@ -10,6 +10,7 @@ one new identity and must never drop the only record of an identity that still e
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -89,3 +90,41 @@ def test_pointing_at_another_acs_resource_for_a_while_orphans_no_identity_of_the
         delete_at_acs(stack, made)
         for identity in made:  # their unmapped rows too: other tests' sweeps count ACS deletes
             table.delete_entity("unmapped", identity)
+
+
+def test_the_sweep_keeps_trying_another_resources_identity_for_30_days_then_lets_it_go(
+    chaos_host, acs: Emulator, table, stack: dict
+):
+    """An unmapped identity ACS answers IdentityNotOwned for is kept for the next run (it may be
+    deleted once the setting is put back), one attempt per run, and let go after 30 days."""
+    instance = chaos_host("unmapped-retention")
+    other = str(uuid.uuid4())
+    _use_resource(acs, other)
+    made: set[str] = set()
+    try:
+        recent, old = (instance.api.token(new_user()).json()["communicationUserId"] for _ in range(2))
+        made |= {recent, old}
+        _use_resource(acs, None)  # the service's own resource again: both are another's
+        now = datetime.now(timezone.utc)
+        for identity, created in ((recent, now), (old, now - timedelta(days=31))):
+            table.upsert_entity({"PartitionKey": "unmapped", "RowKey": identity, "Reason": "not_owned", "CreatedAt": created})
+        deletes = acs.calls("deleteIdentity")
+        summary = run_sweep(instance.host)
+        rows = {e["RowKey"] for e in table.query_entities("PartitionKey eq 'unmapped'")}
+        assert recent in rows and old not in rows, summary
+        assert acs.calls("deleteIdentity") - deletes >= 2 and re.search(r"unmapped_kept=[1-9]", summary), summary
+        assert {recent, old} <= _identities_in(acs, other), "neither was deleted: they are another resource's"
+    finally:
+        _use_resource(acs, other)
+        delete_at_acs(stack, made)
+        _use_resource(acs, None)
+        for identity in made:
+            table.delete_entity("unmapped", identity)
+
+
+def _identities_in(emulator: Emulator, resource_id: str) -> set[str]:
+    _use_resource(emulator, resource_id)
+    try:
+        return emulator.identities()
+    finally:
+        _use_resource(emulator, None)
