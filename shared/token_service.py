@@ -63,8 +63,8 @@ _IDENTITY_CACHE_SECONDS = 60
 #: instance's poll that the check joins. Memory then counts from when the check (and that poll)
 #: began, so the 60 s bound holds while an active user's identity never has to be read again on
 #: their request's path.
-_IDENTITY_REFRESH_SECONDS = 40
-_IDENTITY_REFRESH_SPREAD_SECONDS = 10
+_IDENTITY_REFRESH_SECONDS = 35
+_IDENTITY_REFRESH_SPREAD_SECONDS = 20
 _LAST_SEEN_INTERVAL = timedelta(days=1)
 #: ACS stamps tokens with whole seconds (the csi claim) and may hand out the same string for two
 #: identical issues within a second (../ACS_FACTS.md), so a token whose issue started less than a
