@@ -81,7 +81,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "no-single-flight-on-issue", "shared/token_service.py",
-        "        return await self._issuing.run((*key, revoked_at, forgotten), issue)",
+        "        return await self._issuing.run((*flight, window), issue)",
         "        return await issue()",
         ("G03",), "a reload storm of one user costs one ACS call per request",
     ),
@@ -183,8 +183,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "late-create-kept", "shared/acs_identity.py",
-        "        except DependencyUnavailable:\n            if not pending.done():\n                pending.add_done_callback(self._delete_late_identity)",
-        "        except DependencyUnavailable:\n            if False:\n                pending.add_done_callback(self._delete_late_identity)",
+        "        except DependencyUnavailable as error:\n            if not pending.done():\n                pending.add_done_callback(self._delete_late_identity)",
+        "        except DependencyUnavailable as error:\n            if False:\n                pending.add_done_callback(self._delete_late_identity)",
         ("G06",), "an identity created after the time budget is orphaned",
     ),
     Mutation(
