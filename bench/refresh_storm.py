@@ -3,7 +3,8 @@ whole resource). 1,000 signed-in users each ask for a token every 5 s for a minu
 app's background refresh does (no Cache-Control: no-cache). No user may see a 429, and the
 figure is how many ACS issue calls each user request costs: a token issued to the same user,
 scopes and lifetime within TOKEN_REUSE_SECONDS is handed out again, and concurrent requests of
-one user share one ACS call (the burst figure: one user's many tabs at once).
+one user share ACS calls (the burst figure: one user's many tabs at once, each asking no-cache; a
+no-cache request never joins an issue begun before it came, so a burst costs at most two).
 
 The users' identities exist before the storm (created with another token lifetime, so no token
 of the storm's kind is waiting to be reused): the storm measures refreshes, not sign-ups.
@@ -39,7 +40,7 @@ async def _sign_up(host: FunctionHostClient, users: list, concurrency: int = 64)
 
 
 async def _burst(host: FunctionHostClient, emulator: Emulator) -> dict[str, Any]:
-    """One user's BURST concurrent explicit refreshes (no-cache): one ACS call between them."""
+    """One user's BURST concurrent explicit refreshes (no-cache): at most two ACS calls between them."""
     user = new_users(1, "burst")[0]
     await _sign_up(host, [user])
     before = await emulator.stats()

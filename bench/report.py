@@ -93,9 +93,12 @@ def goals(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None, str
                      f"{p4['acs_issue_calls']} issueAccessToken calls, {p4['acs_throttled']} throttled by ACS; "
                      f"latency median {p4['latency']['median_ms']:.1f} ms, p99 {p4['latency']['p99_ms']:.1f} ms"))
         burst = p4["burst"]
-        rows.append(("P4 one user's concurrent requests share one ACS call", f"{burst['acs_issue_calls']}", "1",
-                     burst["acs_issue_calls"] == 1 and burst["ok"] == burst["requests"],
-                     f"{burst['requests']} concurrent no-cache requests, {burst['ok']} answered 200"))
+        # A no-cache request never joins an issue begun before it came: those arriving while one is
+        # under way share the next, so a burst costs at most two (README, "What each instance remembers").
+        rows.append(("P4 one user's concurrent no-cache requests: ACS issue calls", f"{burst['acs_issue_calls']}", "≤ 2",
+                     burst["acs_issue_calls"] <= 2 and burst["ok"] == burst["requests"],
+                     f"{burst['requests']} concurrent no-cache requests, {burst['ok']} answered 200, "
+                     f"{burst.get('distinct_tokens', '?')} distinct tokens"))
     if sweep := results.get("sweep"):
         rows.append(("Sweep: achieved delete rate / deleteIdentity limit", f"{sweep['fraction_of_limit']:.3f}", "≥ 0.8",
                      sweep["fraction_of_limit"] >= 0.8,
@@ -105,6 +108,14 @@ def goals(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None, str
         rows.append(("Sweep: table operations per deleted user", f"{sweep['table_operations_per_deleted_user']:.2f}",
                      "reported", None,
                      f"{sweep['table_operations']} operations; sweeper CPU {sweep['sweeper_cpu_ms_per_deleted_user']:.1f} ms per user"))
+        if sweep.get("azurite_cpu_ms_per_deleted_user") is not None:
+            stack_ms = (sweep["sweeper_cpu_ms_per_deleted_user"] + sweep["azurite_cpu_ms_per_deleted_user"]
+                        + sweep["emulator_cpu_ms_per_deleted_user"])
+            rows.append(("Sweep: CPU per deleted user, whole local stack", f"{stack_ms:.1f} ms", "reported", None,
+                         f"sweeper {sweep['sweeper_cpu_ms_per_deleted_user']:.1f}, Azurite {sweep['azurite_cpu_ms_per_deleted_user']:.1f}, "
+                         f"ACS emulator {sweep['emulator_cpu_ms_per_deleted_user']:.1f} ms; the limit's rate would take "
+                         f"{stack_ms * sweep['delete_limit_per_second'] / 1000:.1f} cores; the machine's "
+                         f"{sweep['machine_cores']} cores were {sweep['machine_cores_busy']:.2f} busy during the sweep, other work included"))
     return rows
 
 

@@ -3,7 +3,9 @@ live ACS identity), swept once with the app's own Sweeper and settings, against 
 deleteIdentity limit (500 per 30 s) scaled by a factor so the run fits in a minute.
 
 Figures: the achieved delete rate as a fraction of the (scaled) limit, and Table Storage
-operations per deleted user. The data is written straight to the table with the documented
+operations per deleted user. Because the rate is not a ratio of two sides measured together, the
+run also says what bounded it: CPU per deleted user of the sweeper, Azurite and the ACS emulator
+(all on this machine), and how busy the machine's cores were meanwhile (other work included). The data is written straight to the table with the documented
 schema (shared/identity_store.py), the identities are made through the SDK.
 """
 
@@ -15,9 +17,12 @@ import logging
 import time
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import urlsplit
+
+import psutil
 
 from .measure import sdk_session
-from .stack import Emulator, calls, settings_env
+from .stack import Emulator, calls, process_listening_on, settings_env
 
 DELETE_LIMIT_PER_WINDOW = 500
 WINDOW_SECONDS = 30.0
@@ -91,6 +96,10 @@ async def run(stack: dict[str, Any], emulator: Emulator, users: int, limit_scale
     # Each 429 is logged by the app; the run reports how many there were instead.
     logging.getLogger("shared").setLevel(logging.ERROR)
     before = await emulator.stats()
+    others = {name: process_listening_on(urlsplit(stack[endpoint]).port)
+              for name, endpoint in (("azurite", "tablesEndpoint"), ("emulator", "acsEndpoint"))}
+    others_cpu = {name: _cpu(process) for name, process in others.items()}
+    machine = psutil.cpu_times()
     cpu = time.process_time()
     try:
         report = await sweeper.run()
@@ -99,6 +108,8 @@ async def run(stack: dict[str, Any], emulator: Emulator, users: int, limit_scale
         await acs.close()
         await get_credential().close()
     sweep_cpu = time.process_time() - cpu
+    others_cpu = {name: _cpu(process) - others_cpu[name] for name, process in others.items()}
+    machine_busy = _busy(psutil.cpu_times()) - _busy(machine)
     after = await emulator.stats()
     left = len(set(identities) & await emulator.identities())
 
@@ -122,5 +133,19 @@ async def run(stack: dict[str, Any], emulator: Emulator, users: int, limit_scale
         "table_operations": report.table_operations,
         "table_operations_per_deleted_user": round(report.table_operations / deleted, 3) if deleted else None,
         "sweeper_cpu_ms_per_deleted_user": round(sweep_cpu / deleted * 1000, 3) if deleted else None,
+        "azurite_cpu_ms_per_deleted_user": round(others_cpu["azurite"] / deleted * 1000, 3) if deleted else None,
+        "emulator_cpu_ms_per_deleted_user": round(others_cpu["emulator"] / deleted * 1000, 3) if deleted else None,
+        "machine_cores": psutil.cpu_count() or 1,
+        "machine_cores_busy": round(machine_busy / report.seconds, 2) if report.seconds else None,
         "concurrency": settings.cleanup_concurrency,
     }
+
+
+def _cpu(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system
+
+
+def _busy(times: Any) -> float:
+    """CPU seconds the whole machine spent on anything (every process, every core)."""
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
