@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from urllib.parse import urlsplit
 
 from shared.errors import Unauthenticated
+from shared.headers import header
 from shared.settings import Settings
 from shared.text import is_clean
 
@@ -136,24 +137,6 @@ class Caller:
 
 class _Malformed(Exception):
     """A principal that is present but cannot be read; the message says why, without content."""
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    """A header by lower-case name, from a case-insensitive mapping or a plain dict.
-
-    ``name in headers`` is one hash lookup. azure.functions' header mapping stores lower-case
-    names and lower-cases the name it is asked for (``BaseHeaders`` in azure/functions/_http.py),
-    so a miss there is final: ``Mapping.get`` would raise and catch a KeyError inside it, and a
-    scan would visit every header for nothing, on every request without the header. Any other
-    mapping (a plain dict) is scanned for another spelling of the name after a miss."""
-    if name in headers:
-        return headers[name]
-    if type(headers).__module__.startswith("azure.functions"):
-        return None
-    for key, candidate in headers.items():
-        if isinstance(key, str) and key.lower() == name:
-            return candidate
-    return None
 
 
 def _text(value: Any, what: str, limit: int) -> str:
@@ -285,15 +268,15 @@ async def identify_caller(headers: Mapping[str, str], settings: Settings) -> Cal
     ``DependencyUnavailable`` when the token issuer cannot be reached to check a bearer token.
     """
     if settings.trust_client_principal:
-        raw = _header(headers, PRINCIPAL_HEADER)
+        raw = header(headers, PRINCIPAL_HEADER)
         if raw is not None:
             if not settings.platform_auth_enabled:
                 raise Unauthenticated(PLATFORM_AUTH_OFF_MESSAGE + ".", code=PLATFORM_AUTH_OFF)
-            caller = caller_from_client_principal(raw, _header(headers, PRINCIPAL_IDP_HEADER))
+            caller = caller_from_client_principal(raw, header(headers, PRINCIPAL_IDP_HEADER))
             if caller is not None:
                 return caller
 
-    token = _bearer_token(_header(headers, AUTHORIZATION_HEADER))
+    token = _bearer_token(header(headers, AUTHORIZATION_HEADER))
     if token is None:
         raise Unauthenticated("Sign in first: the request carries no caller identity", code=MISSING_CALLER)
     if not (settings.oidc_issuer and settings.oidc_audience):

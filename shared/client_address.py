@@ -30,6 +30,8 @@ from __future__ import annotations
 import ipaddress
 from typing import Mapping
 
+from .headers import header
+
 UNKNOWN = "unknown"
 _MAX_HEADER_CHARS = 2048
 #: Addresses of the platform's own hops, never a person on the internet.
@@ -39,15 +41,6 @@ _INTERNAL = tuple(ipaddress.ip_network(n) for n in (
 ))
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    value = headers.get(name)
-    if value is None:
-        for key, candidate in headers.items():
-            if isinstance(key, str) and key.lower() == name:
-                return candidate
-    return value
 
 
 def _address(text: str) -> Address | None:
@@ -79,9 +72,9 @@ def _internal(address: Address) -> bool:
 
 def client_address(headers: Mapping[str, str]) -> str:
     """The budget key of the request's client (see the module docstring)."""
-    peer_text = _header(headers, "x-client-ip") or _header(headers, "client-ip")
+    peer_text = header(headers, "x-client-ip") or header(headers, "client-ip")
     peer = _address(peer_text[:_MAX_HEADER_CHARS]) if peer_text else None
-    forwarded = _header(headers, "x-forwarded-for")
+    forwarded = header(headers, "x-forwarded-for")
     if not forwarded:
         return _key(peer) if peer is not None else UNKNOWN
     entries = [_address(entry) for entry in forwarded[:_MAX_HEADER_CHARS].split(",")]

@@ -37,24 +37,12 @@ from typing import Mapping
 from urllib.parse import urlsplit
 
 from .errors import Forbidden
+from .headers import header
 
 CROSS_SITE_REQUEST = "CrossSiteRequest"
 _REFUSED_SITES = frozenset({"cross-site", "same-site"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _MAX_HEADER_CHARS = 2048
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    """A header by lower-case name. azure.functions' mapping is case-insensitive (it lower-cases
-    both sides), so a miss there is final; a plain dict is scanned for another spelling."""
-    if name in headers:
-        return headers[name]
-    if type(headers).__module__.startswith("azure.functions"):
-        return None
-    for key, value in headers.items():
-        if isinstance(key, str) and key.lower() == name:
-            return value
-    return None
 
 
 def _host_and_port(authority: str, default_port: int | None) -> tuple[str, int | None] | None:
@@ -87,13 +75,13 @@ def _request_hosts(headers: Mapping[str, str], scheme: str) -> set[tuple[str, in
     hosts: set[tuple[str, int | None]] = set()
     default = _DEFAULT_PORTS[scheme]
     for name in ("host", "x-forwarded-host"):
-        value = _header(headers, name)
+        value = header(headers, name)
         for entry in (value or "")[:_MAX_HEADER_CHARS].split(","):
             if entry.strip():
                 parsed = _host_and_port(entry, default)
                 if parsed is not None:
                     hosts.add(parsed)
-    original = _header(headers, "x-ms-original-url")
+    original = header(headers, "x-ms-original-url")
     if original:
         try:
             parts = urlsplit(original[:_MAX_HEADER_CHARS].strip())
@@ -106,14 +94,14 @@ def _request_hosts(headers: Mapping[str, str], scheme: str) -> set[tuple[str, in
 
 def is_cross_site(headers: Mapping[str, str]) -> bool:
     """Whether the request comes from a page of another site or origin (module docstring)."""
-    site = _header(headers, "sec-fetch-site")
+    site = header(headers, "sec-fetch-site")
     if site is not None:
         verdict = site.strip().lower()
         if verdict in _REFUSED_SITES:
             return True
         if verdict == "same-origin":
             return False
-    origin = _header(headers, "origin")
+    origin = header(headers, "origin")
     if origin is None:
         return False
     parsed = _origin(origin[:_MAX_HEADER_CHARS])
