@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -313,7 +314,17 @@ def test_timer_runs_with_a_timer_request_when_invoked_through_the_admin_api(
     assert response.status_code == 202
     runs = _wait_for_lines(marker_path, before + 1)
     assert runs[-1] == {"type": "TimerRequest", "past_due": False}
-    assert "Executed 'Functions.tick' (Succeeded" in host.log_text()
+    # The host logs the outcome after the function returns, so the marker can come first: wait for
+    # this invocation's outcome line (an observed event, by its id), then require Succeeded.
+    invoked = re.findall(r"Executing 'Functions\.tick' \(Reason='This function was programmatically called[^)]*Id=([0-9a-f-]+)\)",
+                         host.log_text())
+    assert invoked, "the host logged no programmatic invocation of tick"
+    outcome = re.compile(rf"Executed 'Functions\.tick' \((\w+), Id={invoked[-1]}")
+    deadline = time.monotonic() + BACKGROUND_SECONDS
+    while not outcome.search(host.log_text()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    found = outcome.search(host.log_text())
+    assert found and found.group(1) == "Succeeded"
 
 
 def test_admin_invoke_of_an_unknown_function_is_not_found(host: RunningHost) -> None:
