@@ -3,6 +3,7 @@
 // calling page would hold. Joining the meeting is the Calling SDK's work in that calling page;
 // this page shows what the token allows and for how long.
 
+import { createActionRunner } from "./action-runner.js";
 import { createCredentialSession } from "./credential-session.js";
 import { MAX_DISPLAY_NAME_CHARS, displayNameProblem, trimSpaces } from "./display-name.js";
 import { createView } from "./page-view.js";
@@ -14,7 +15,7 @@ const GUEST_SCOPES = ["voip.join"];
 export function startGuestPage() {
   const $ = (id) => document.getElementById(id);
   const page = createView();
-  const { showStatus, clearError, showError, showToken } = page;
+  const { showStatus, showError, showToken } = page;
   const view = {
     ...page.view,
     form: $("guest-form"),
@@ -23,7 +24,8 @@ export function startGuestPage() {
     shownName: $("guest-name"),
     main: $("main"),
   };
-  const state = { busy: false, /** the name the person typed, trimmed */ name: "" };
+  const state = { /** the name the person typed, trimmed */ name: "" };
+  const actions = createActionRunner(page, { region: view.main, buttons: [view.submit] });
 
   function show(issued) {
     showToken(issued, Array.isArray(issued.scopes) ? issued.scopes : GUEST_SCOPES);
@@ -38,7 +40,7 @@ export function startGuestPage() {
     show,
     renewedText: () =>
       `Your guest token was renewed (for a new guest identity). It expires at ${view.expiresOn.textContent}.`,
-    isBusy: () => state.busy,
+    isBusy: actions.isBusy,
   });
 
   function readName() {
@@ -71,32 +73,9 @@ export function startGuestPage() {
     );
   }
 
-  /** One action at a time; the button stays focusable (aria-disabled) while it runs. */
-  async function runAction(working, action) {
-    if (state.busy) {
-      return;
-    }
-    state.busy = true;
-    view.main.setAttribute("aria-busy", "true");
-    view.submit.setAttribute("aria-disabled", "true");
-    clearError();
-    showStatus(working);
-    try {
-      await action();
-    } catch (error) {
-      if (!error?.shownToPerson) {
-        showError(error);
-      }
-    } finally {
-      state.busy = false;
-      view.main.removeAttribute("aria-busy");
-      view.submit.removeAttribute("aria-disabled");
-    }
-  }
-
   view.form.addEventListener("submit", (event) => {
     event.preventDefault();
-    runAction("Getting a guest token…", getGuestToken);
+    actions.run("Getting a guest token…", getGuestToken);
   });
   window.addEventListener("pagehide", () => session.drop());
 

@@ -3,6 +3,7 @@
 // them refresh, revoke and delete. Outcomes and errors are written to the page for the person;
 // nothing is logged to the console, and the token itself is never put on the page.
 
+import { createActionRunner } from "./action-runner.js";
 import { createCredentialSession } from "./credential-session.js";
 import { createView } from "./page-view.js";
 import { grantedScopes } from "./token-details.js";
@@ -14,7 +15,7 @@ const MAX_LIFETIME = 1440;
 export function startMemberPage() {
   const $ = (id) => document.getElementById(id);
   const page = createView();
-  const { showStatus, clearError, showError, showToken, showNoToken } = page;
+  const { showStatus, showError, showToken, showNoToken } = page;
   const view = {
     ...page.view,
     signedIn: $("signed-in"),
@@ -34,10 +35,10 @@ export function startMemberPage() {
      * Until they choose, no scopes are sent: the service's defaults apply (voip only unless the
      * deployment allows chat), so opening the page never asks for a scope the service refuses. */
     request: { expiresInMinutes: MIN_LIFETIME },
-    busy: false,
     /** Whether the next token must be newly issued (a person's click) or may be one issued moments ago. */
     fresh: true,
   };
+  const actions = createActionRunner(page, { region: view.main, buttons: [view.refresh, view.revoke, view.remove] });
 
   // A person's own click asks for a newly issued token; opening the page and the credential's
   // background refreshes accept one the service issued moments ago (e.g. for another tab of the
@@ -52,7 +53,7 @@ export function startMemberPage() {
       }
     },
     renewedText: () => `Your token was renewed. It expires at ${view.expiresOn.textContent}.`,
-    isBusy: () => state.busy,
+    isBusy: actions.isBusy,
   });
 
   // ---- actions ------------------------------------------------------------------------------
@@ -81,36 +82,6 @@ export function startMemberPage() {
       throw new Error(`The lifetime must be a whole number of minutes from ${MIN_LIFETIME} to ${MAX_LIFETIME}.`);
     }
     return { scopes, expiresInMinutes: lifetime };
-  }
-
-  /**
-   * Runs one action at a time. Buttons are marked aria-disabled rather than disabled while busy,
-   * so keyboard focus stays where the person left it.
-   */
-  async function runAction(working, action) {
-    if (state.busy) {
-      return;
-    }
-    state.busy = true;
-    view.main.setAttribute("aria-busy", "true");
-    for (const button of [view.refresh, view.revoke, view.remove]) {
-      button.setAttribute("aria-disabled", "true");
-    }
-    clearError();
-    showStatus(working);
-    try {
-      await action();
-    } catch (error) {
-      if (!error?.shownToPerson) {
-        showError(error);
-      }
-    } finally {
-      state.busy = false;
-      view.main.removeAttribute("aria-busy");
-      for (const button of [view.refresh, view.revoke, view.remove]) {
-        button.removeAttribute("aria-disabled");
-      }
-    }
   }
 
   async function getNewToken({ fresh = true, request = readRequest() } = {}) {
@@ -172,12 +143,12 @@ export function startMemberPage() {
 
   view.form.addEventListener("submit", (event) => {
     event.preventDefault();
-    runAction("Getting a new token…", () => getNewToken());
+    actions.run("Getting a new token…", () => getNewToken());
   });
-  view.revoke.addEventListener("click", () => runAction("Revoking your tokens…", revoke));
-  view.remove.addEventListener("click", () => runAction("Deleting your identity…", removeIdentity));
+  view.revoke.addEventListener("click", () => actions.run("Revoking your tokens…", revoke));
+  view.remove.addEventListener("click", () => actions.run("Deleting your identity…", removeIdentity));
   view.signedIn.querySelector("#sign-out").addEventListener("click", () => session.drop());
 
-  runAction("Loading…", start);
+  actions.run("Loading…", start);
   return { showError };
 }
