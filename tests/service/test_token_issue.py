@@ -168,17 +168,21 @@ def test_concurrent_first_calls_create_exactly_one_identity(api: Api, slow_acs: 
     assert all(slow_acs.verify(token)["communicationUserId"] in ids for token in sequential)
 
 
-def test_concurrent_requests_of_a_known_user_share_one_acs_call(api: Api, slow_acs: Emulator):
+def test_concurrent_requests_of_a_known_user_share_one_acs_call(api: Api, slow_acs: Emulator, identical_tokens: bool):
     user = new_user()
     first = api.token(user).json()
     issues = slow_acs.calls("issueAccessToken")
     responses = _together(20, lambda _: Api(api.base).token(user, fresh=True))
     assert [r.status_code for r in responses] == [200] * 20
     # No-cache: none joins an issue begun before it came, so the burst shares the one under way
-    # when the first came and the one queued behind it (tests/chaos/test_issue_in_flight.py).
-    assert slow_acs.calls("issueAccessToken") - issues <= 2, "concurrent requests of one user must share their issues"
+    # when the first came and the one queued behind it (tests/chaos/test_issue_in_flight.py);
+    # none is handed the first token again, so the burst costs at least one issue.
+    burst = slow_acs.calls("issueAccessToken") - issues
+    assert 1 <= burst <= 2, f"20 concurrent no-cache requests of one user cost {burst} issues at ACS, not 1 or 2"
     tokens = {r.json()["token"] for r in responses}
-    assert len(tokens) <= 2 and first["token"] not in tokens
+    assert len(tokens) <= burst
+    if not identical_tokens:  # where every issue is a new string, none of them is the first token
+        assert first["token"] not in tokens
 
 
 def test_a_recent_token_is_handed_out_again_and_no_cache_gets_a_new_one(
