@@ -6,7 +6,7 @@ list them; real ACS cannot) against what the service recorded (mapping rows and 
 identity live at ACS and recorded nowhere is an orphan forever in Azure.
 
 Function hosts are started beside the stack's own, sharing its Azurite and ACS emulator, with
-ACS and/or Table Storage reached through a ChaosProxy when the test needs to break them.
+ACS and/or Table Storage reached through a FaultProxy when the test needs to break them.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from tests.chaos.chaos_proxy import ChaosProxy
+from tests.fault_proxy import FaultProxy
 from tests.conftest import Api, Emulator, FunctionHost
 
 ADMIN = ("anonymous", "authenticated", "admin")
@@ -34,8 +34,8 @@ class ChaosHost:
 
     host: FunctionHost
     api: Api
-    acs: ChaosProxy | None = None
-    tables: ChaosProxy | None = None
+    acs: FaultProxy | None = None
+    tables: FaultProxy | None = None
     killed: bool = False
 
     def kill(self) -> None:
@@ -57,11 +57,11 @@ def chaos_host(stack: dict) -> Iterator[Callable[..., ChaosHost]]:
         acs_proxy = tables_proxy = None
         if acs:
             parts = urlsplit(stack["acsEndpoint"])
-            acs_proxy = ChaosProxy(parts.hostname, parts.port)
+            acs_proxy = FaultProxy(parts.hostname, parts.port)
             settings["ACS_ENDPOINT"] = f"https://127.0.0.1:{acs_proxy.port}"
         if tables:
             parts = urlsplit(stack["tablesEndpoint"])
-            tables_proxy = ChaosProxy(parts.hostname, parts.port)
+            tables_proxy = FaultProxy(parts.hostname, parts.port)
             settings["TABLES_ENDPOINT"] = f"https://127.0.0.1:{tables_proxy.port}{parts.path}"
         host = FunctionHost(stack, settings, f"chaos-{name}")
         chaos = ChaosHost(host, Api(host.base, log=host.log), acs_proxy, tables_proxy)

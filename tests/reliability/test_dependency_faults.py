@@ -4,7 +4,7 @@ mapping, and the service recovers by itself once the dependency is back.
 
 ACS faults come from the emulator's fault injection and latency setting. Table Storage and the
 identity endpoint are taken away for real: a second function host reaches them through a TCP
-proxy (tests/reliability/fault_proxy.py) whose listener the test closes, so the host sees refused
+proxy (tests/fault_proxy.py) whose listener the test closes, so the host sees refused
 and reset connections exactly as when the process on the other end dies, while the shared stack
 keeps running for every other test.
 """
@@ -21,7 +21,7 @@ import requests
 
 from tests.conftest import CREATES, Api, Emulator, expect_error, new_user
 from tests.reliability.conftest import orphans
-from tests.reliability.fault_proxy import FaultProxy
+from tests.fault_proxy import FaultProxy
 from tests.reliability.support import FIGURES, SECRETS, error_body
 
 pytestmark = pytest.mark.usefixtures("no_new_orphans")
