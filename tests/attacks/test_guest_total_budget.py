@@ -46,3 +46,39 @@ def test_a_few_addresses_within_their_own_budgets_spend_the_total_and_shut_other
         for identity in made:
             client.delete_user(CommunicationUserIdentifier(identity))
             table.delete_entity("guests", identity)
+
+
+@pytest.fixture(scope="module")
+def fresh_guest_api(start_host) -> Api:
+    """The same budgets on a host of its own: a full total at the start of the test."""
+    return start_host({"GUEST_ACCESS_ENABLED": "true", "GUEST_REQUESTS_PER_CLIENT_PER_MINUTE": "2",
+                       "GUEST_REQUESTS_PER_MINUTE": "6"}, "guest-total-one-address")
+
+
+def test_one_address_past_its_own_budget_does_not_spend_the_total(fresh_guest_api: Api, emulator: Emulator, stack: dict,
+                                                                 table):
+    """The README's risk is addresses *within* their own budgets: one address held at its own
+    budget of 2 must take no more than 2 of the total of 6, however often it asks, so the next
+    guest from elsewhere is served. (Every refused request of that address spending the total
+    would let one address shut every other guest out.)"""
+    eager, bystander = (f"192.0.2.{n}" for n in random.sample(range(1, 255), 2))
+    made: list[str] = []
+    before = emulator.identities()
+    try:
+        answers = [_ask(fresh_guest_api, eager) for _ in range(10)]
+        made += [a.json()["communicationUserId"] for a in answers if a.status_code == 200]
+        assert [a.status_code for a in answers] == [200, 200] + [429] * 8
+        for refused in answers[2:]:
+            expect_error(refused, 429, "GuestBudgetExceeded")
+        other = _ask(fresh_guest_api, bystander)
+        if other.status_code == 200:
+            made.append(other.json()["communicationUserId"])
+        assert other.status_code == 200, f"one address over its own budget shut another guest out: {other.text}"
+        assert len(emulator.identities() - before) == 3
+    finally:
+        from azure.communication.identity import CommunicationIdentityClient, CommunicationUserIdentifier
+
+        client = CommunicationIdentityClient.from_connection_string(stack["acsConnectionString"])
+        for identity in made:
+            client.delete_user(CommunicationUserIdentifier(identity))
+            table.delete_entity("guests", identity)
