@@ -39,7 +39,9 @@ from shared.retry import pipeline_options  # noqa: E402  (the service's client c
 probe.mark("import_finished")
 
 
-async def first_token(app_user_id: str) -> str:
+async def first_token(app_user_id: str, keep_open: list[object] | None = None) -> str:
+    """The work; its clients are closed afterwards, or left open in ``keep_open`` (the floor
+    server closes them after its answer, as a server would not close them at all)."""
     options = pipeline_options(float(os.environ["DEPENDENCY_TIMEOUT_SECONDS"]))
     credential = new_credential()
     table = TableClient(endpoint=os.environ["TABLES_ENDPOINT"], table_name=os.environ.get("IDENTITY_TABLE_NAME", "acsidentities"),
@@ -63,9 +65,12 @@ async def first_token(app_user_id: str) -> str:
     await table.create_entity({"PartitionKey": app_user_id, "RowKey": "identity", "AppUserId": app_user_id,
                                "CommunicationUserId": communication_user_id, "CreatedAt": now, "LastSeenAt": now})
     probe.mark("work_finished")
-    await acs.close()
-    await table.close()
-    await credential.close()
+    if keep_open is not None:
+        keep_open += [acs, table, credential]
+    else:
+        await acs.close()
+        await table.close()
+        await credential.close()
     return communication_user_id
 
 

@@ -70,21 +70,16 @@ def _stop(process: subprocess.Popen) -> None:
             process.wait()
 
 
-def host_sample(stack: dict[str, Any], log_dir: Path) -> dict[str, Any]:
-    """One fresh function host: process start to the first 200 for a new user, and its parts."""
-    port = free_port()
-    user = f"bench-cold-{uuid.uuid4().hex[:12]}"
-    report = Path(tempfile.mkstemp(prefix="cold-host-", suffix=".json", dir=log_dir)[1])
-    env = {**os.environ, "BENCH_PROBE_OUT": str(report)}
-    argv = [sys.executable, "-m", "bench.host_process", "--app-dir", str(ROOT), "--host", "127.0.0.1",
-            "--port", str(port), "--settings", stack["functionSettingsFile"], "--no-schedules"]
+def _first_answer(argv: list[str], env: dict[str, str], port: int, headers: dict[str, str], log_dir: Path) -> tuple[float, float, dict[str, Any]]:
+    """Start a server process, POST /api/token as soon as its port accepts, and stop it after
+    the first 200: (started, answered, its probe report)."""
+    report = Path(tempfile.mkstemp(prefix="cold-", suffix=".json", dir=log_dir)[1])
     with open(log_dir / "cold-host.log", "ab") as log:
         started = time.time()
-        process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(argv, cwd=ROOT, env={**env, "BENCH_PROBE_OUT": str(report)}, stdout=log, stderr=subprocess.STDOUT)
         try:
             _wait_for_port(port, process, time.monotonic() + 60)
-            response = requests.post(f"http://127.0.0.1:{port}/api/token", headers={"x-ms-client-principal": principal_header(user)},
-                                     timeout=60)
+            response = requests.post(f"http://127.0.0.1:{port}/api/token", headers=headers, timeout=60)
             answered = time.time()
             if response.status_code != 200:
                 raise RuntimeError(f"first token request answered {response.status_code}: {response.text[:200]}")
@@ -96,7 +91,16 @@ def host_sample(stack: dict[str, Any], log_dir: Path) -> dict[str, Any]:
     data = json.loads(report.read_text())
     report.unlink()
     probe_events(data)
-    marks = data["marks"]
+    return started, answered, data["marks"]
+
+
+def host_sample(stack: dict[str, Any], log_dir: Path) -> dict[str, Any]:
+    """One fresh function host: process start to the first 200 for a new user, and its parts."""
+    port = free_port()
+    user = f"bench-cold-{uuid.uuid4().hex[:12]}"
+    argv = [sys.executable, "-m", "bench.host_process", "--app-dir", str(ROOT), "--host", "127.0.0.1",
+            "--port", str(port), "--settings", stack["functionSettingsFile"], "--no-schedules"]
+    started, answered, marks = _first_answer(argv, dict(os.environ), port, {"x-ms-client-principal": principal_header(user)}, log_dir)
     from . import probe
 
     request_parts = probe.parts(marks["first_request_received"], marks["first_response_ready"], _ports(stack))
@@ -115,12 +119,45 @@ def host_sample(stack: dict[str, Any], log_dir: Path) -> dict[str, Any]:
     return {"total_ms": _ms(started, answered), "parts": parts}
 
 
+def floor_sample(stack: dict[str, Any], log_dir: Path) -> dict[str, Any]:
+    """One fresh floor server (bench.floor_server --cold): the same work as the bare process
+    behind one aiohttp.web handler; process start to its first 200, and its parts."""
+    port = free_port()
+    user = f"github|bench-cold-floor-{uuid.uuid4().hex[:12]}"
+    argv = [sys.executable, "-m", "bench.floor_server", "--host", "127.0.0.1", "--port", str(port), "--cold", user]
+    started, answered, marks = _first_answer(argv, _bare_env(stack), port, {}, log_dir)
+    from . import probe
+
+    work = probe.parts(marks["first_request_received"], marks["first_response_ready"], _ports(stack))
+    server_import = _ms(marks["server_import_started"], marks["server_import_finished"])
+    sdk_import = _ms(marks["import_started"], marks["import_finished"])
+    parts = {
+        "interpreter_ms": _ms(started, marks["process_started"]),
+        # aiohttp.web's import and the server's setup until it listens, SDK imports excluded
+        "server_start_ms": round(_ms(marks["process_started"], marks["listening"]) - sdk_import, 1),
+        "sdk_import_ms": sdk_import,
+        "wait_for_request_ms": _ms(marks["listening"], marks["first_request_received"]),
+        "credential_ms": work["credential_ms"],
+        "table_ms": work["table_ms"],
+        "acs_ms": work["acs_ms"],
+        "other_ms": round(work["other_ms"] + _ms(marks["first_response_ready"], answered), 1),
+    }
+    return {"total_ms": _ms(started, answered), "parts": parts, "server_import_ms": server_import}
+
+
+def _bare_env(stack: dict[str, Any]) -> dict[str, str]:
+    """The function app's settings as environment variables, with the service's dependency
+    timeout (which its client configuration is built from)."""
+    env = settings_env(stack)
+    env["DEPENDENCY_TIMEOUT_SECONDS"] = str(load_settings(env).dependency_timeout_seconds)  # the service's value
+    return env
+
+
 def bare_sample(stack: dict[str, Any]) -> dict[str, Any]:
     """One fresh bare-SDK process: start to the mapping inserted, and its parts."""
     user = f"github|bench-cold-bare-{uuid.uuid4().hex[:12]}"
     started = time.time()
-    env = settings_env(stack)
-    env["DEPENDENCY_TIMEOUT_SECONDS"] = str(load_settings(env).dependency_timeout_seconds)  # the service's value
+    env = _bare_env(stack)
     done = subprocess.run([sys.executable, "-m", "bench.cold_bare", user], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
     if done.returncode != 0:
@@ -161,17 +198,21 @@ def _median_parts(samples: list[dict[str, Any]]) -> dict[str, float]:
 
 def run(stack: dict[str, Any], samples: int, log_dir: Path) -> dict[str, Any]:
     log_dir.mkdir(parents=True, exist_ok=True)
-    host_sample(stack, log_dir)  # warm the OS file cache and the stack for both sides
+    host_sample(stack, log_dir)  # warm the OS file cache and the stack for every side
     bare_sample(stack)
+    floor_sample(stack, log_dir)
     host: list[dict[str, Any]] = []
     bare: list[dict[str, Any]] = []
+    floor: list[dict[str, Any]] = []
     for _ in range(samples):
-        pair = [lambda: host.append(host_sample(stack, log_dir)), lambda: bare.append(bare_sample(stack))]
-        random.shuffle(pair)
-        for step in pair:
+        steps = [lambda: host.append(host_sample(stack, log_dir)), lambda: bare.append(bare_sample(stack)),
+                 lambda: floor.append(floor_sample(stack, log_dir))]
+        random.shuffle(steps)
+        for step in steps:
             step()
     host_totals = [s["total_ms"] for s in host]
     bare_totals = [s["total_ms"] for s in bare]
+    floor_totals = [s["total_ms"] for s in floor]
     host_parts = _median_parts(host)
     bare_parts = _median_parts(bare)
     largest = max(host_parts, key=lambda name: host_parts[name])
@@ -187,4 +228,12 @@ def run(stack: dict[str, Any], samples: int, log_dir: Path) -> dict[str, Any]:
         "largest_host_part": largest,
         "host_samples_ms": host_totals,
         "bare_samples_ms": bare_totals,
+        # The floor: the bare work behind the smallest Python HTTP server (bench.floor_server).
+        "floor_median_ms": round(median(floor_totals), 1),
+        "floor_p95_ms": round(percentile(floor_totals, 95), 1),
+        "host_floor_ratio": round(median(host_totals) / median(floor_totals), 3),
+        "floor_bare_ratio": round(median(floor_totals) / median(bare_totals), 3),
+        "floor_parts_median_ms": _median_parts(floor),
+        "floor_server_import_median_ms": round(median([s["server_import_ms"] for s in floor]), 1),
+        "floor_samples_ms": floor_totals,
     }

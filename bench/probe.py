@@ -104,6 +104,9 @@ class _Finder:
 
 
 def install() -> None:
+    """Idempotent: a second call (a module that installs them, imported by one that did) adds nothing."""
+    if any(isinstance(finder, _Finder) for finder in sys.meta_path):
+        return
     for name in (_TRANSPORT, _CREDENTIAL):
         if name in sys.modules:
             _patch(sys.modules[name])

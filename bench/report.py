@@ -50,6 +50,16 @@ def goals(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None, str
                      "; ".join(f"{_part(k)} {v:.0f}" for k, v in parts.items())))
         rows.append(("P5 bare SDK parts (median ms)", _largest(bare), "reported", None,
                      "; ".join(f"{_part(k)} {v:.0f}" for k, v in bare.items())))
+        if "floor_median_ms" in p5:
+            floor = p5["floor_parts_median_ms"]
+            rows.append(("P5 cold first token: fresh host / fresh floor server, median", f"{p5['host_floor_ratio']:.3f}", "reported",
+                         None,
+                         f"floor: the bare process's work behind one aiohttp.web handler (bench/floor_server.py), in the same "
+                         f"interleaved rounds; floor {p5['floor_median_ms']:.0f} ms (p95 {p5['floor_p95_ms']:.0f}); "
+                         f"floor / bare {p5['floor_bare_ratio']:.3f}"))
+            rows.append(("P5 floor server parts (median ms)", _largest(floor), "reported", None,
+                         "; ".join(f"{_part(k)} {v:.0f}" for k, v in floor.items())
+                         + f" (of the server start, importing aiohttp.web {p5['floor_server_import_median_ms']:.0f})"))
     if p6 := results.get("p6_throughput"):
         host, sdk = p6["host"], p6["sdk"]
         rows.append((f"P6 throughput per instance: host / bare SDK, {p6['concurrency']} callers", f"{p6['throughput_ratio']:.3f}",
@@ -72,6 +82,18 @@ def goals(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None, str
                      f"host process {host['host_cpu_ms_per_request']:.2f} ms, SDK process {sdk['client_cpu_ms_per_request']:.2f} ms, "
                      f"host side's load generator {host['client_cpu_ms_per_request']:.2f} ms"
                      + gc_text))
+        if floor := p6.get("floor"):
+            rows.append(("P6 throughput: host / floor server, 256 callers", f"{floor['host_floor_ratio']:.3f}", "reported", None,
+                         f"floor: the same get_token behind one aiohttp.web handler (bench/floor_server.py), pinned and loaded as "
+                         f"the host, in the same rounds ({', '.join(f'{r:.2f}' for r in floor['host_floor_round_ratios'])}); "
+                         f"floor {floor['requests_per_second']:.0f}/s; floor / SDK {floor['floor_sdk_ratio']:.3f}"))
+            rows.append(("P6 p99 latency: host / floor server", f"{floor['host_floor_p99_ratio']:.3f}", "reported", None,
+                         f"floor p99 {floor['latency_p99_ms']:.0f} ms (p50 {floor['latency_p50_ms']:.0f}); floor / SDK p99 "
+                         f"{floor['floor_sdk_p99_ratio']:.3f}; statuses floor {floor['statuses']}"))
+            rows.append(("P6 CPU per request under load: host / floor server", f"{floor['host_floor_cpu_ratio']:.3f}", "reported",
+                         None,
+                         f"floor server process {floor['server_cpu_ms_per_request']:.2f} ms (host {host['host_cpu_ms_per_request']:.2f}, "
+                         f"SDK {sdk['client_cpu_ms_per_request']:.2f}); floor / SDK {floor['floor_sdk_cpu_ratio']:.3f}"))
         if tuned := p6.get("gc_tuned_host"):
             rows.append(("P6 with the proposed GC settings: host / bare SDK", f"{tuned['throughput_ratio']:.3f}", "≥ 0.9",
                          tuned["throughput_ratio"] >= 0.9,
@@ -120,7 +142,8 @@ def goals(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None, str
 
 
 _PART_NAMES = {"interpreter_ms": "interpreter", "host_start_ms": "host start", "app_import_ms": "app import",
-               "wait_for_request_ms": "to first request", "sdk_import_ms": "SDK imports", "credential_ms": "credential tokens",
+               "wait_for_request_ms": "to first request",
+               "server_start_ms": "server start", "sdk_import_ms": "SDK imports", "credential_ms": "credential tokens",
                "table_ms": "table calls", "acs_ms": "ACS call", "other_ms": "rest"}
 
 

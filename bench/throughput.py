@@ -20,6 +20,12 @@ windows because counting costs a little CPU itself.
 
 A third side runs in the same rounds: a second fresh host with the garbage-collector settings
 this benchmark proposes (GC_TUNING), so the effect of that change is measured beside the rest.
+
+A fourth, the floor: the bare SDK's get_token behind the smallest HTTP server a Python process
+can have (bench.floor_server: one aiohttp.web handler, a dictionary lookup of the caller's
+identity, no service logic), pinned and loaded exactly as the host is (the same load generator
+sending the same requests). Host / floor is what the service's own code costs; floor / SDK is
+what any Python HTTP front costs on the instance's core.
 """
 
 from __future__ import annotations
@@ -120,6 +126,29 @@ def start_host(stack: dict[str, Any], log: Path, env: dict[str, str] | None = No
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the function host did not start; see {log}")
             time.sleep(0.1)
+
+
+def start_floor(stack: dict[str, Any], users: dict[str, str], log_dir: Path) -> tuple[subprocess.Popen, str]:
+    """The floor server (bench.floor_server) on a free port, serving ``users`` (principal header ->
+    communicationUserId) with the service's credential and client configuration."""
+    port = free_port()
+    users_file = log_dir / "p6-floor-users.json"
+    users_file.write_text(json.dumps(users))
+    env = settings_env(stack)
+    env["DEPENDENCY_TIMEOUT_SECONDS"] = str(load_settings(env).dependency_timeout_seconds)  # the service's value
+    out = open(log_dir / "p6-floor.log", "ab")
+    process = subprocess.Popen([sys.executable, "-m", "bench.floor_server", "--port", str(port), "--users", str(users_file)],
+                               cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    import socket
+
+    while True:
+        with socket.socket() as connection:
+            if connection.connect_ex(("127.0.0.1", port)) == 0:
+                return process, f"http://127.0.0.1:{port}"
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the floor server did not start; see {log_dir / 'p6-floor.log'}")
+        time.sleep(0.1)
 
 
 def stop_host(process: subprocess.Popen) -> None:
@@ -267,6 +296,7 @@ async def run(stack: dict[str, Any], emulator: Emulator, rounds: int, window_sec
     tuned_process, tuned_url = start_host(stack, log_dir / "p6-host-gc-tuned.log", {"BENCH_GC_TUNING": GC_TUNING})
     workers: list[Worker] = []
     emulator_affinity: list[int] | None = None
+    floor_process: subprocess.Popen | None = None
     try:
         host_process = psutil.Process(process.pid)
         tuned_host = psutil.Process(tuned_process.pid)
@@ -278,12 +308,15 @@ async def run(stack: dict[str, Any], emulator: Emulator, rounds: int, window_sec
         tuned_worker = Worker("host", tuned_url, principals)
         timeout = load_settings(settings_env(stack)).dependency_timeout_seconds
         sdk_worker = Worker("sdk", stack["acsEndpoint"], identities, str(timeout))
-        workers = [host_worker, sdk_worker, tuned_worker]
+        floor_process, floor_url = start_floor(stack, dict(zip(principals, identities)), log_dir)
+        floor = psutil.Process(floor_process.pid)
+        floor_worker = Worker("host", floor_url, principals)
+        workers = [host_worker, sdk_worker, tuned_worker, floor_worker]
         emulator_process = process_listening_on(urlsplit(stack["acsEndpoint"]).port)
         emulator_affinity = _pin(emulator_process, 1)
-        for instance in (host_process, tuned_host, sdk_worker.process.pid):
+        for instance in (host_process, tuned_host, sdk_worker.process.pid, floor):
             _pin(instance, 0)
-        for generator in (host_worker, tuned_worker):
+        for generator in (host_worker, tuned_worker, floor_worker):
             _pin(generator.process.pid, 1)
         for worker in workers:  # connections, credential tokens, the host's first-use work
             await asyncio.to_thread(worker.run, 1.0)
@@ -291,11 +324,12 @@ async def run(stack: dict[str, Any], emulator: Emulator, rounds: int, window_sec
         host_windows: list[dict[str, Any]] = []
         sdk_windows: list[dict[str, Any]] = []
         tuned_windows: list[dict[str, Any]] = []
-        host_cpu = tuned_cpu = 0.0
-        emulator_cpu = {"host": 0.0, "sdk": 0.0, "tuned": 0.0}
+        floor_windows: list[dict[str, Any]] = []
+        host_cpu = tuned_cpu = floor_cpu = 0.0
+        emulator_cpu = {"host": 0.0, "sdk": 0.0, "tuned": 0.0, "floor": 0.0}
         before = await emulator.stats()
         for _ in range(rounds):
-            sides = ["host", "sdk", "tuned"]
+            sides = ["host", "sdk", "tuned", "floor"]
             random.shuffle(sides)
             for side in sides:
                 emulator_before = _cpu(emulator_process)
@@ -307,6 +341,10 @@ async def run(stack: dict[str, Any], emulator: Emulator, rounds: int, window_sec
                     cpu = _cpu(tuned_host)
                     tuned_windows.append(await asyncio.to_thread(tuned_worker.run, window_seconds))
                     tuned_cpu += _cpu(tuned_host) - cpu
+                elif side == "floor":
+                    cpu = _cpu(floor)
+                    floor_windows.append(await asyncio.to_thread(floor_worker.run, window_seconds))
+                    floor_cpu += _cpu(floor) - cpu
                 else:
                     sdk_windows.append(await asyncio.to_thread(sdk_worker.run, window_seconds))
                 emulator_cpu[side] += _cpu(emulator_process) - emulator_before
@@ -321,6 +359,8 @@ async def run(stack: dict[str, Any], emulator: Emulator, rounds: int, window_sec
             worker.close()
         stop_host(process)
         stop_host(tuned_process)
+        if floor_process is not None:
+            stop_host(floor_process)
 
     def side(windows: list[dict[str, Any]]) -> dict[str, Any]:
         latencies = [x for w in windows for x in w["latencies_ms"]]
@@ -345,6 +385,11 @@ async def run(stack: dict[str, Any], emulator: Emulator, rounds: int, window_sec
     tuned = side(tuned_windows)
     tuned["host_cpu_ms_per_request"] = round(1000 * tuned_cpu / max(1, tuned["requests"]), 3)
     tuned_ratios = [t["requests_in_window"] / max(1, s["requests_in_window"]) for t, s in zip(tuned_windows, sdk_windows)]
+    floor_side = side(floor_windows)
+    floor_side["server_cpu_ms_per_request"] = round(1000 * floor_cpu / max(1, floor_side["requests"]), 3)
+    floor_side["emulator_cpu_ms_per_request"] = round(1000 * emulator_cpu["floor"] / max(1, floor_side["requests"]), 3)
+    host_floor = [h["requests_in_window"] / max(1, f["requests_in_window"]) for h, f in zip(host_windows, floor_windows)]
+    floor_sdk = [f["requests_in_window"] / max(1, s["requests_in_window"]) for f, s in zip(floor_windows, sdk_windows)]
     return {
         "concurrency": CONCURRENCY,
         "users": len(users),
@@ -371,8 +416,18 @@ async def run(stack: dict[str, Any], emulator: Emulator, rounds: int, window_sec
             "p99_ratio": round(tuned["latency_p99_ms"] / sdk["latency_p99_ms"], 3),
             "cpu_vs_default_host": round(tuned["host_cpu_ms_per_request"] / host["host_cpu_ms_per_request"], 3),
         },
+        "floor": {
+            **floor_side,
+            "host_floor_ratio": round(median(host_floor), 3),
+            "host_floor_round_ratios": [round(r, 3) for r in host_floor],
+            "floor_sdk_ratio": round(median(floor_sdk), 3),
+            "host_floor_p99_ratio": round(host["latency_p99_ms"] / floor_side["latency_p99_ms"], 3),
+            "floor_sdk_p99_ratio": round(floor_side["latency_p99_ms"] / sdk["latency_p99_ms"], 3),
+            "host_floor_cpu_ratio": round(host["host_cpu_ms_per_request"] / floor_side["server_cpu_ms_per_request"], 3),
+            "floor_sdk_cpu_ratio": round(floor_side["server_cpu_ms_per_request"] / sdk["client_cpu_ms_per_request"], 3),
+        },
         "acs_issue_calls": calls(before, after, "issueAccessToken"),
-        "requests_all_sides": host["requests"] + sdk["requests"] + tuned["requests"],
+        "requests_all_sides": host["requests"] + sdk["requests"] + tuned["requests"] + floor_side["requests"],
         "acs_throttled": after["throttledTotal"] - before["throttledTotal"],
         "host_rss_after_load_mb": round(rss / 2**20, 1),
         "profile": profile,
