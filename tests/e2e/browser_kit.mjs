@@ -84,6 +84,12 @@ export function emulatorClient(stack) {
     addFault: (fault) => call("POST", "/_emulator/faults", fault),
     faults: async () => (await call("GET", "/_emulator/faults")).faults,
     clearFaults: () => call("DELETE", "/_emulator/faults"),
+    /** Issues ACS answered with a token (calls less those an injected fault or a 429 refused). */
+    issued: async () => {
+      const stats = await call("GET", "/_emulator/stats");
+      const op = "issueAccessToken";
+      return (stats.calls[op] ?? 0) - (stats.faulted?.[op] ?? 0) - (stats.throttled?.[op] ?? 0);
+    },
   };
 }
 

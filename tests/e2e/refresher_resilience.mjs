@@ -82,6 +82,7 @@ async function memberRidesOut503Burst(context, kit) {
   // ACS answers the next issues with 503: more than the service's own retries absorb. The faults
   // are the shared emulator's, so none may outlive this part, whatever happens in it.
   const exchanges = exchangesOn(page, "/api/token");
+  const issuedBefore = await emulator.issued();
   await emulator.addFault({ status: 503, count: 8, retryAfterSeconds: 1, operations: ["issueAccessToken"] });
   let leftOver;
   try {
@@ -104,6 +105,9 @@ async function memberRidesOut503Burst(context, kit) {
     seen.statuses.some((text) => /^Renewing your token: the token service is briefly unavailable\. Trying again in \d+ s\. The token you have keeps working until .+\.$/.test(text)),
     `the page said what was happening: ${JSON.stringify(seen.statuses)}`,
   );
+  // A new token is one ACS issued after the burst (counted at the emulator: it holds where ACS
+  // gives identical strings within a second too); the page then shows it.
+  assert.equal((await emulator.issued()) - issuedBefore, 1, "ACS issued exactly one token, once the burst was used up");
   const renewedId = await tokenShown(page);
   assert.notEqual(renewedId, first.token.slice(-6), "the page shows a new token");
   // The device's clock is now 50.5 minutes ahead of the service's; the countdown still shows the
