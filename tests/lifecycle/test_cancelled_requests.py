@@ -48,3 +48,41 @@ async def test_a_request_cancelled_while_acs_creates_the_identity_still_maps_it(
     finally:
         await store.close()
         await acs.close()
+
+
+async def test_requests_sharing_a_cancelled_requests_first_call_get_an_answer_and_one_identity_is_made(
+    stack: dict, emulator: Emulator, table, acs_behaves
+):
+    """Concurrent first calls of one user share one create (the first request leads it). When
+    that first request is cancelled while ACS creates the identity, the requests that joined it
+    are not cancelled with it: each gets a token for the identity that ends up mapped, or a 503
+    it can retry (DependencyUnavailable), never a cancellation or a hang; one identity is made."""
+    from shared.errors import DependencyUnavailable
+
+    settings = load_settings({"ACS_CONNECTION_STRING": stack["acsConnectionString"],
+                              "TABLES_CONNECTION_STRING": stack["tablesConnectionString"]})
+    store, acs = IdentityStore(settings), AcsIdentityClient(settings)
+    service = TokenService(settings, store, acs)
+    user = new_user()
+    before = await asyncio.to_thread(emulator.identities)
+    acs_behaves(latencyMs=1500)
+    try:
+        leader = asyncio.create_task(service.issue_token(user.app_user_id, ("chat",), 60))
+        await asyncio.sleep(0.1)
+        joined = [asyncio.create_task(service.issue_token(user.app_user_id, ("chat",), 60)) for _ in range(3)]
+        await asyncio.sleep(0.6)  # the create is at ACS now
+        leader.cancel()
+        outcomes = await asyncio.wait_for(asyncio.gather(*joined, return_exceptions=True), timeout=30)
+        assert leader.cancelled()
+        deadline = time.monotonic() + 30
+        while await asyncio.to_thread(mapping_row, table, user) is None:
+            assert time.monotonic() < deadline, "the identity was never mapped"
+            await asyncio.sleep(0.2)
+        mapped = (await asyncio.to_thread(mapping_row, table, user))["CommunicationUserId"]
+        for outcome in outcomes:
+            assert isinstance(outcome, DependencyUnavailable) or outcome.communication_user_id == mapped, repr(outcome)
+        made = await asyncio.to_thread(emulator.identities) - before
+        assert made == {mapped}, "exactly one identity, and it is the mapped one"
+    finally:
+        await store.close()
+        await acs.close()
