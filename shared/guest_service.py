@@ -117,8 +117,11 @@ class GuestService:
     def spend_budget(self, client: str) -> None:
         """Take one guest token from the client's budget, then from the instance's; 429
         GuestBudgetExceeded with Retry-After when either is spent. ``client`` is the caller's
-        address as the platform forwarded it (shared/client_address.py)."""
-        for wait in (self._per_client.check(client), self._total.check("all")):
+        address as the platform forwarded it (shared/client_address.py). The total is asked
+        only once the client's own budget let the request in, so an address refused by its own
+        budget spends nothing that other guests share."""
+        for budget, key in ((self._per_client, client), (self._total, "all")):
+            wait = budget.check(key)
             if wait:
                 raise Throttled(
                     "Too many guests are joining right now; wait a moment and try again.",
