@@ -9,6 +9,10 @@ import gc
 import time
 from typing import Any
 
+from . import tls_meter
+
+tls_meter.install()  # counted over the same window: new TLS connections (bench.tls_meter)
+
 _totals: dict[str, Any] = {}
 _started: list[float] = []
 
@@ -27,7 +31,8 @@ def running() -> bool:
 
 
 def start() -> None:
-    _totals.update(collections=[0, 0, 0], seconds=[0.0, 0.0, 0.0], process_cpu_seconds=time.process_time())
+    _totals.update(collections=[0, 0, 0], seconds=[0.0, 0.0, 0.0], process_cpu_seconds=time.process_time(),
+                   tls=tls_meter.snapshot())
     if not running():
         gc.callbacks.append(_callback)
 
@@ -44,4 +49,6 @@ def stop() -> dict[str, Any]:
         "process_cpu_seconds": round(cpu, 3),
         "share_of_cpu": round(sum(_totals["seconds"]) / cpu, 3) if cpu > 0 else 0.0,
         "objects_tracked": len(gc.get_objects()),
+        "tls_connections": tls_meter.since(_totals["tls"]),
+        "tls_connections_since_start": tls_meter.snapshot(),
     }

@@ -10,7 +10,8 @@ It reads its users on stdin first (one JSON line: for ``host`` a list of princip
 CONCURRENCY callers that each send requests back to back for that long, over long-lived
 connections, and answers with one JSON line (requests finished inside the window, all requests,
 statuses, latencies, this process's CPU seconds); ``gc SECONDS`` does the same with the garbage
-collector's CPU time counted (bench.gc_meter). ``quit`` ends it.
+collector's CPU time counted (bench.gc_meter); ``tls`` answers the TLS connections it opened since
+it started (bench.tls_meter). ``quit`` ends it.
 
 The host side asks with ``Cache-Control: no-cache`` so every request is an issueAccessToken at
 ACS, as every SDK call is. The SDK side uses the service's own credential and client
@@ -83,6 +84,9 @@ async def _serve(call: Callable[[int, int], Awaitable[int]], concurrency: int) -
         if not line or line == "quit":
             return
         command, _, argument = line.partition(" ")
+        if command == "tls":  # TLS connections opened since the start (bench.tls_meter)
+            print(json.dumps({"tls": gc_meter.tls_meter.snapshot()}), flush=True)
+            continue
         if command not in ("run", "gc"):
             raise SystemExit(f"unknown command {command!r}")
         if command == "gc":

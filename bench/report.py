@@ -82,6 +82,19 @@ def goals(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None, str
                      f"host process {host['host_cpu_ms_per_request']:.2f} ms, SDK process {sdk['client_cpu_ms_per_request']:.2f} ms, "
                      f"host side's load generator {host['client_cpu_ms_per_request']:.2f} ms"
                      + gc_text))
+        if tls := p6.get("tls_connections"):
+            names = p6.get("dependency_ports", {})
+
+            def per_thousand(side: dict[str, Any]) -> str:
+                shown = ", ".join(f"{names.get(port, 'port ' + port)} {1000 * n / max(1, side['requests']):.1f}"
+                                  for port, n in sorted(side["by_port"].items())) or "none"
+                return f"{shown} ({side['requests']} requests)"
+
+            host_total = 1000 * sum(tls["host"]["by_port"].values()) / max(1, tls["host"]["requests"])
+            rows.append(("P6 TLS connections opened under load, per 1,000 requests: host", f"{host_total:.1f}", "reported",
+                         None, f"from the first round to the last window, idle gaps between a side's windows included; host: "
+                         f"{per_thousand(tls['host'])}; SDK process: {per_thousand(tls['sdk'])}; each is a TLS handshake on the "
+                         f"instance's core"))
         if floor := p6.get("floor"):
             rows.append(("P6 throughput: host / floor server, 256 callers", f"{floor['host_floor_ratio']:.3f}", "reported", None,
                          f"floor: the same get_token behind one aiohttp.web handler (bench/floor_server.py), pinned and loaded as "

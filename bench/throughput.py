@@ -82,6 +82,11 @@ class Worker:
             raise RuntimeError(f"load worker exited with {self.process.wait()}")
         return json.loads(line)
 
+    def tls(self) -> dict[str, int]:
+        self._send("tls")
+        assert self.process.stdout is not None
+        return json.loads(self.process.stdout.readline())["tls"]
+
     def close(self) -> None:
         if self.process.poll() is None:
             self._send("quit")
@@ -259,13 +264,31 @@ def gc_windows(host: psutil.Process, host_worker: Worker, sdk_worker: Worker, se
     (bench.host_process, by signal) and in the SDK process."""
     report.unlink(missing_ok=True)
     host.send_signal(signal.SIGUSR2)
-    host_worker.run(seconds)
+    host_result = host_worker.run(seconds)
     host.send_signal(signal.SIGUSR2)
     deadline = time.monotonic() + 10
     while (not report.exists() or report.stat().st_size == 0) and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(0.1)
-    return {"host": json.loads(report.read_text()), "sdk": sdk_worker.run(seconds, "gc")["gc"]}
+    sdk_result = sdk_worker.run(seconds, "gc")
+    return {"host": {**json.loads(report.read_text()), "requests": host_result["requests"]},
+            "sdk": {**sdk_result["gc"], "requests": sdk_result["requests"]}}
+
+
+def host_tls(host: psutil.Process, report: Path) -> dict[str, int]:
+    """The TLS connections the host opened since it started (bench.tls_meter), read through an
+    empty garbage-collector count (two SIGUSR2 at once)."""
+    report.unlink(missing_ok=True)
+    host.send_signal(signal.SIGUSR2)
+    time.sleep(0.05)
+    host.send_signal(signal.SIGUSR2)
+    deadline = time.monotonic() + 10
+    while (not report.exists() or report.stat().st_size == 0) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.1)
+    counts = json.loads(report.read_text())["tls_connections_since_start"]
+    report.unlink()
+    return counts
 
 
 def profile_window(host: psutil.Process, worker: Worker, seconds: float, out: Path) -> dict[str, Any]:
@@ -327,6 +350,7 @@ async def run(stack: dict[str, Any], emulator: Emulator, rounds: int, window_sec
         floor_windows: list[dict[str, Any]] = []
         host_cpu = tuned_cpu = floor_cpu = 0.0
         emulator_cpu = {"host": 0.0, "sdk": 0.0, "tuned": 0.0, "floor": 0.0}
+        tls_before = {"host": host_tls(host_process, gc_report), "sdk": sdk_worker.tls()}
         before = await emulator.stats()
         for _ in range(rounds):
             sides = ["host", "sdk", "tuned", "floor"]
@@ -352,6 +376,10 @@ async def run(stack: dict[str, Any], emulator: Emulator, rounds: int, window_sec
         rss = host_process.memory_info().rss
         profile = await asyncio.to_thread(profile_window, host_process, host_worker, profile_seconds, log_dir / "p6-profile.txt")
         gc_stats = await asyncio.to_thread(gc_windows, host_process, host_worker, sdk_worker, profile_seconds, gc_report)
+        # TLS connections from before the rounds to the end of the last window, and the requests served meanwhile
+        tls_after = {"host": gc_stats["host"]["tls_connections_since_start"], "sdk": gc_stats["sdk"]["tls_connections_since_start"]}
+        tls_requests = {"host": sum(w["requests"] for w in host_windows) + profile.get("requests", 0) + gc_stats["host"]["requests"],
+                        "sdk": sum(w["requests"] for w in sdk_windows) + gc_stats["sdk"]["requests"]}
     finally:
         if emulator_affinity is not None:
             emulator_process.cpu_affinity(emulator_affinity)
@@ -432,4 +460,8 @@ async def run(stack: dict[str, Any], emulator: Emulator, rounds: int, window_sec
         "host_rss_after_load_mb": round(rss / 2**20, 1),
         "profile": profile,
         "host_gc": gc_stats,
+        "tls_connections": {side: {"requests": tls_requests[side],
+                                   "by_port": {port: n - tls_before[side].get(port, 0) for port, n in tls_after[side].items()
+                                               if n - tls_before[side].get(port, 0)}} for side in ("host", "sdk")},
+        "dependency_ports": {str(urlsplit(stack["acsEndpoint"]).port): "ACS", str(urlsplit(stack["tablesEndpoint"]).port): "Table Storage"},
     }
