@@ -50,7 +50,7 @@ async def _run(only: set[str], sizes: dict[str, Any]) -> dict[str, Any]:
         try:
             await emulator.configure(latencyMs=ACS_LATENCY_MS, limitScale=COST_LIMIT_SCALE, requestsPerSecond=None)
             if "p5" in only:
-                _say(f"P5 cold first token: {sizes['p5_samples']} fresh hosts and bare SDK processes, interleaved…")
+                _say(f"P5 cold first token: {sizes['p5_samples']} fresh hosts, bare SDK processes and floor servers, interleaved…")
                 results["p5_cold_first_token"] = await asyncio.to_thread(cold_first_token.run, stack, sizes["p5_samples"], LOGS)
                 _say(f"  ratio {results['p5_cold_first_token']['ratio']}, largest host part "
                      f"{results['p5_cold_first_token']['largest_host_part']}")

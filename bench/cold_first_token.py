@@ -3,8 +3,12 @@
 insert) through a fresh function host, against a fresh process running bench.cold_bare, which
 does the same calls with the same SDKs, credential and client configuration.
 
-Each sample is a new process; host and bare samples alternate in pairs whose order is random,
-so background load on the shared cores hits both alike. The host is the stack's own function
+A third side, the floor (bench.floor_server --cold): the bare process's work behind the smallest
+Python HTTP server (aiohttp.web imported, one handler, listening), reached the way the host is.
+Host / floor is what the service and its host add to any Python HTTP server's cold start.
+
+Each sample is a new process; host, bare and floor samples alternate in rounds whose order is
+random, so background load on the shared cores hits every side alike. The host is the stack's own function
 host code (devstack.funchost) with the stack's settings, started on a free port of its own and
 stopped after its first answer; the client connects as soon as the port accepts.
 
