@@ -42,8 +42,12 @@ REFUSAL_REASONS = frozenset({"rate_limit", "access_policy", "unauthenticated"})
 OUTCOMES = frozenset(
     {"success", "not_found", "throttled", "refused", "server_error", "timeout", "unreachable", "auth_failed", "error"}
 )
+#: Every count of the sweep's summary line (shared/cleanup.py ``SweepReport``), so an operator
+#: sees in metrics what the log line says: unmapped identities deleted or kept for another
+#: resource, and creates whose outcome nobody learnt (``uncertain``) or may still learn.
 SWEEP_RESULTS = (
-    "found", "deleted", "already_gone", "retained", "failed", "left", "inactive", "guests_deleted", "guests_left", "guests_failed",
+    "found", "deleted", "already_gone", "retained", "failed", "left", "inactive", "kept_active", "mismatched",
+    "guests_deleted", "guests_left", "guests_failed", "unmapped_deleted", "unmapped_kept", "uncertain", "uncertain_pending",
 )
 
 _NAME = re.compile(r"[a-z][a-z0-9_.]{0,47}")  # operation / function names given in code

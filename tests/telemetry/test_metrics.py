@@ -111,13 +111,22 @@ def test_a_503_is_counted_against_the_dependency_whose_call_failed(recorded: Rec
 
 def test_the_sweep_report_becomes_counts_by_result_and_a_duration(recorded: Recorded) -> None:
     report = SweepReport(dry_run=False, found=7, deleted=4, already_gone=1, retained=0, failed=1, left=1, seconds=2.5,
-                         guests_deleted=3, guests_left=1)
+                         guests_deleted=3, guests_left=1, kept_active=2, mismatched=1, unmapped_deleted=5,
+                         unmapped_kept=6, uncertain=8, uncertain_pending=9)
     telemetry.record_sweep(report)
     name = "acs_tokens.sweep.items"
     assert {result: recorded.value(name, result=result) for result in telemetry.SWEEP_RESULTS} == {
         "found": 7, "deleted": 4, "already_gone": 1, "retained": 0, "failed": 1, "left": 1, "inactive": 0,
-        "guests_deleted": 3, "guests_left": 1, "guests_failed": 0,
+        "kept_active": 2, "mismatched": 1, "guests_deleted": 3, "guests_left": 1, "guests_failed": 0,
+        "unmapped_deleted": 5, "unmapped_kept": 6, "uncertain": 8, "uncertain_pending": 9,
     }
     assert recorded.value("acs_tokens.sweep.duration", dry_run=False) == 1
     (_, point), = recorded.points()["acs_tokens.sweep.duration"]
     assert point.sum == 2.5
+
+
+def test_every_count_of_the_sweep_summary_line_is_a_metric() -> None:
+    """What the summary line names an operator finds in ``acs_tokens.sweep.items`` too."""
+    line = SweepReport(dry_run=False).summary()
+    named = [name for name in re.findall(r"(\w+)=", line) if name != "seconds"]
+    assert sorted(named) == sorted(telemetry.SWEEP_RESULTS)
