@@ -40,7 +40,7 @@ from typing import AsyncIterator
 from . import telemetry
 from .acs_identity import AcsIdentityClient, AcsRefused
 from .errors import DependencyUnavailable
-from .identity_store import GuestRecord, IdentityStore, Mapping, Tombstone, table_key
+from .identity_store import INTENT_PARTITION, UNMAPPED_PARTITION, GuestRecord, IdentityStore, Mapping, Tombstone, table_key
 from .settings import Settings
 from .token_service import user_ref
 
@@ -269,6 +269,7 @@ class Sweeper:
         now = datetime.now(timezone.utc)
         try:
             async for page in self._store.unmapped_pages(page_size=1000):
+                done: list[str] = []  # identities confirmed deleted (or given up): their rows go after the page
                 for record in page:
                     if time.monotonic() >= deadline:
                         report.left += 1
@@ -288,10 +289,12 @@ class Sweeper:
                                       record.communication_user_id)
                         elif outcome == "deleted":
                             telemetry.identity_deleted("unmapped")
-                        await self._store.remove_unmapped(record.communication_user_id)
+                        done.append(record.communication_user_id)
                         report.unmapped_deleted += 1
                     except DependencyUnavailable:
                         report.failed += 1  # the row stays: the next run tries again
+                if done:  # a row lost to a failure here is found again: ACS then answers gone
+                    report.table_operations += await self._store.remove_rows("remove_unmapped", UNMAPPED_PARTITION, done)
         except DependencyUnavailable:
             log.warning("could not list unmapped identities now; the next run will")
 
@@ -303,6 +306,7 @@ class Sweeper:
         stale_before = datetime.now(timezone.utc) - _INTENT_STALE
         try:
             async for page in self._store.intent_pages(page_size=1000):
+                stale: list[str] = []
                 for intent in page:
                     if intent.created_at is not None and intent.created_at >= stale_before:
                         report.uncertain_pending += 1
@@ -310,8 +314,9 @@ class Sweeper:
                     report.uncertain += 1
                     log.error("a create never finished (x-ms-client-request-id %s): ACS may hold an identity "
                               "nobody recorded", intent.request_id)
-                    if not self._settings.cleanup_dry_run:
-                        await self._store.remove_intent(intent.request_id)
+                    stale.append(intent.request_id)
+                if stale and not self._settings.cleanup_dry_run:  # reported: their rows go, 100 per request
+                    report.table_operations += await self._store.remove_rows("remove_intents", INTENT_PARTITION, stale)
         except DependencyUnavailable:
             log.warning("could not list create intents now; the next run will")
 
@@ -342,7 +347,7 @@ class Sweeper:
             )
             report.mismatched += 1
             return
-        mapping = await self._store.get(tombstone.app_user_id)
+        mapping = await self._store.get(tombstone.app_user_id, identity_only=True)
         report.table_operations += 1
         if self._settings.cleanup_dry_run:
             if mapping is None:
@@ -360,7 +365,7 @@ class Sweeper:
             report.table_operations += 1
             if removed:
                 break
-            mapping = await self._store.get(tombstone.app_user_id)  # changed under us: delete what it is now
+            mapping = await self._store.get(tombstone.app_user_id, identity_only=True)  # changed under us: delete what it is now
             report.table_operations += 1
         else:
             if mapping is not None:  # still there after three rounds: keep the tombstone, try next run

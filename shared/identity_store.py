@@ -74,6 +74,7 @@ UNMAPPED_PARTITION = "unmapped"
 #: a create lost with its host (killed mid-way) leaves a trace the sweep reports.
 INTENT_PARTITION = "intents"
 _MAX_KEY_CHARS = 512
+_IDENTITY_FIELDS = ["AppUserId", "CommunicationUserId"]
 
 
 def table_key(app_user_id: str) -> str:
@@ -205,7 +206,7 @@ class IdentityStore:
                 async with asyncio.timeout(self._settings.dependency_timeout_seconds):
                     with telemetry.dependency("tables", operation):
                         return await call(self._table())
-            except ResourceNotFoundError as error:
+            except (ResourceNotFoundError, TableTransactionError) as error:  # a batch's error says so too
                 if self._table_ready or getattr(error, "error_code", None) != "TableNotFound":
                     raise
                 await self._create_table()
@@ -231,10 +232,13 @@ class IdentityStore:
             pass
         self._table_ready = True
 
-    async def get(self, app_user_id: str) -> Mapping | None:
-        """Point read of the user's mapping."""
+    async def get(self, app_user_id: str, identity_only: bool = False) -> Mapping | None:
+        """Point read of the user's mapping. ``identity_only`` reads just the identity (and the
+        etag, always there): the sweep of a deleted user needs no dates, and parsing them is a
+        good part of a read's CPU."""
+        select = _IDENTITY_FIELDS if identity_only else None
         try:
-            entity = await self._call("get", lambda t: t.get_entity(table_key(app_user_id), MAPPING_ROW))
+            entity = await self._call("get", lambda t: t.get_entity(table_key(app_user_id), MAPPING_ROW, select=select))
         except ResourceNotFoundError:
             return None
         return _mapping(entity)
@@ -524,6 +528,28 @@ class IdentityStore:
             await self._call("remove_unmapped", lambda t: t.delete_entity(UNMAPPED_PARTITION, communication_user_id))
         except ResourceNotFoundError:
             pass
+
+    async def remove_rows(self, operation: str, partition: str, row_keys: list[str]) -> int:
+        """Delete rows of one partition, 100 per batch transaction (one request instead of one
+        each). A batch fails as a whole when one row is gone already (removed by another sweep):
+        its rows are then deleted one by one, a missing one counting as done. Returns the number
+        of table operations it took."""
+        operations = 0
+        for start in range(0, len(row_keys), 100):
+            batch = [("delete", {"PartitionKey": partition, "RowKey": key}) for key in row_keys[start:start + 100]]
+            operations += 1
+            try:
+                await self._call(operation, lambda t, ops=batch: t.submit_transaction(ops))
+                continue
+            except TableTransactionError:
+                pass
+            for _, row in batch:
+                operations += 1
+                try:
+                    await self._call(operation, lambda t, key=row["RowKey"]: t.delete_entity(partition, key))
+                except ResourceNotFoundError:
+                    pass
+        return operations
 
     async def record_intent(self, request_id: str) -> None:
         """Record that a create is about to be sent (no user id: the request id is the trace)."""

@@ -46,3 +46,21 @@ async def test_a_failed_batch_still_retires_the_tombstones_that_remain(stack: di
     assert operations > 1  # the batch failed and was redone one by one
     assert set(after) == {kept.app_user_id} and after[kept.app_user_id].swept_at is not None
     await store.close()
+
+
+async def test_rows_of_one_partition_go_in_one_batch_and_one_already_gone_does_not_keep_the_others(stack: dict):
+    """Reported create intents (and deleted unmapped identities) leave 100 rows per request; a
+    row another sweep removed meanwhile fails that batch, and the others still go one by one."""
+    store = _store(stack)
+    ids = [f"sweep-batch-{uuid.uuid4()}" for _ in range(3)]
+    for request_id in ids:
+        await store.record_intent(request_id)
+    assert await store.remove_rows("remove_intents", "intents", ids[:2]) == 1
+    await store.record_intent(ids[0])  # one back, one gone: the next batch cannot succeed whole
+    operations = await store.remove_rows("remove_intents", "intents", ids[:2] + ids[2:])
+    assert operations == 1 + 3
+    remaining = set()
+    async for page in store.intent_pages():
+        remaining |= {intent.request_id for intent in page}
+    assert not remaining & set(ids)
+    await store.close()
