@@ -18,8 +18,10 @@ def test_a_sweep_whose_deletes_go_unanswered_stops_at_its_budget_and_the_next_ru
     chaos_host, acs: Emulator, stack: dict
 ):
     table_name = f"chaos{uuid.uuid4().hex[:12]}"
-    sweeper = chaos_host("sweep-silent-acs", {"CLEANUP_TIME_BUDGET_SECONDS": "5", "DEPENDENCY_TIMEOUT_SECONDS": "1",
-                                              "REQUEST_DEADLINE_SECONDS": "5", "CLEANUP_CONCURRENCY": "2",
+    # Each swallowed delete lasts at least the 3 s dependency timeout, so with two at a time the
+    # third pair could only start past the 5 s budget: a sweep that keeps to it leaves users over.
+    sweeper = chaos_host("sweep-silent-acs", {"CLEANUP_TIME_BUDGET_SECONDS": "5", "DEPENDENCY_TIMEOUT_SECONDS": "3",
+                                              "REQUEST_DEADLINE_SECONDS": "15", "CLEANUP_CONCURRENCY": "2",
                                               "IDENTITY_TABLE_NAME": table_name}, acs=True)
     users = [new_user() for _ in range(6)]
     identities = {u.app_user_id: sweeper.api.token(u).json()["communicationUserId"] for u in users}
@@ -35,6 +37,7 @@ def test_a_sweep_whose_deletes_go_unanswered_stops_at_its_budget_and_the_next_ru
                                     for name in ("found", "deleted", "left", "failed"))
     assert acs.calls("deleteIdentity") == deletes_before, "no delete reached ACS"
     assert found == 6 and deleted == 0 and left + failed == 6, summary
+    assert left > 0, f"the budget ended the run with users left for the next one: {summary}"
     assert set(identities.values()) <= acs.identities(), "nothing was deleted while ACS was silent"
     table = TableServiceClient.from_connection_string(stack["tablesConnectionString"]).get_table_client(table_name)
     mapped = {e["CommunicationUserId"] for e in table.query_entities("RowKey eq 'identity'")}
