@@ -126,9 +126,19 @@ def settle(condition: Callable[[], bool], seconds: float) -> bool:
     return condition()
 
 
-def in_background(call: Callable[[], requests.Response]) -> tuple[threading.Thread, dict[str, requests.Response]]:
-    result: dict[str, requests.Response] = {}
-    worker = threading.Thread(target=lambda: result.setdefault("r", call()), daemon=True)
+def in_background(call: Callable[[], requests.Response]) -> tuple[threading.Thread, dict[str, Any]]:
+    """Make ``call`` on a thread: its answer lands under "r", or, when the connection is lost (a
+    host killed mid-request), the error under "error", so the test sees it rather than a stray
+    thread exception."""
+    result: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            result["r"] = call()
+        except requests.ConnectionError as error:
+            result["error"] = error
+
+    worker = threading.Thread(target=work, daemon=True)
     worker.start()
     return worker, result
 
