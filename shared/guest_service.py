@@ -119,15 +119,20 @@ class GuestService:
         GuestBudgetExceeded with Retry-After when either is spent. ``client`` is the caller's
         address as the platform forwarded it (shared/client_address.py). The total is asked
         only once the client's own budget let the request in, so an address refused by its own
-        budget spends nothing that other guests share."""
-        for budget, key in ((self._per_client, client), (self._total, "all")):
-            wait = budget.check(key)
-            if wait:
-                raise Throttled(
-                    "Too many guests are joining right now; wait a moment and try again.",
-                    retry_after=int(wait),
-                    code="GuestBudgetExceeded",
-                )
+        budget spends nothing that other guests share; a request the total refuses is given
+        back to the client, so a guest who retried during a flood is served once the total has
+        room again."""
+        wait = self._per_client.check(client)
+        if not wait:
+            wait = self._total.check("all")
+            if wait:  # refused by the total: the client's own request is given back
+                self._per_client.give_back(client)
+        if wait:
+            raise Throttled(
+                "Too many guests are joining right now; wait a moment and try again.",
+                retry_after=int(wait),
+                code="GuestBudgetExceeded",
+            )
 
     async def issue(self, name: str, scopes: tuple[str, ...], minutes: int) -> GuestToken:
         """A new identity with a token of ``scopes`` for ``minutes``, recorded before it is

@@ -34,3 +34,10 @@ class PerUserRateLimiter:
             return 0.0
         bucket[0] = tokens
         return max(1.0, math.ceil((1 - tokens) / self._rate))
+
+    def give_back(self, user: str) -> None:
+        """Return the request ``check`` just took, for a request a later budget refused: a
+        refusal that served nothing should not also cost the user a request of their own."""
+        bucket = self._buckets.get(user)
+        if bucket is not None and self._capacity > 0:
+            bucket[0] = min(self._capacity, bucket[0] + 1)
