@@ -17,7 +17,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 
 from .auth import verify_bearer, verify_hmac
-from .config import IDENTITY_API_VERSIONS, SUPPORTED_API_VERSIONS, TEAMS_API_VERSIONS, EmulatorConfig
+from .config import IDENTITY_API_VERSIONS, OPERATIONS, SUPPORTED_API_VERSIONS, TEAMS_API_VERSIONS, EmulatorConfig
 from .errors import ApiError, denied
 from .limits import Governor, Settings
 from .service import IdentityService
@@ -118,6 +118,8 @@ def create_app(config: EmulatorConfig) -> web.Application:
 
     async def api(request: web.Request) -> web.StreamResponse:
         operation = None
+        identity: str | None = None
+        arrived = time.monotonic()
         started = time.perf_counter()
         versions: str | None = TEAMS_API_VERSIONS if request.path.startswith("/teamsUser/") else IDENTITY_API_VERSIONS
         correlation = _ms_cv()
@@ -128,6 +130,7 @@ def create_app(config: EmulatorConfig) -> web.Application:
             raw = await request.read()
             call = _route(request.path, raw)
             operation = call.operation
+            identity = _named_identity(request.path)
             if request.method != call.method:
                 raise ApiError(405, "MethodNotAllowed", f"Use {call.method} for this resource.")
             authenticate(request, raw)
@@ -137,6 +140,7 @@ def create_app(config: EmulatorConfig) -> web.Application:
                 )
             after = governor.admit(operation)
             result = call.action(service, _parse_json(raw))
+            identity = identity or _made_identity(result)
             if after is not None:  # done, and then the reply fails: the caller cannot know
                 governor.committed_then_failed.append(
                     {"operation": operation, "msCv": correlation, "identity": _made_identity(result)}
@@ -152,7 +156,7 @@ def create_app(config: EmulatorConfig) -> web.Application:
             if not error.lists_versions:
                 versions = None
         if operation is not None:
-            governor.record(operation, response.status)
+            governor.record(operation, response.status, identity, arrived)
         # The headers real ACS sends on every answer (../acs-recordings, every session).
         response.headers["MS-CV"] = correlation
         response.headers["X-Azure-Ref"] = _azure_ref()
@@ -194,6 +198,14 @@ def create_app(config: EmulatorConfig) -> web.Application:
     async def put_config(request: web.Request) -> web.Response:
         governor.configure(await _control_body(request))
         return web.json_response(governor.settings.as_json())
+
+    async def recorded_calls(request: web.Request) -> web.Response:
+        """``?operation=deleteIdentity`` (repeatable) keeps only those operations."""
+        names = set(request.query.getall("operation", []))
+        unknown = names - set(OPERATIONS)
+        if unknown:
+            raise ApiError(400, "BadRequest", f"Unknown operations {sorted(unknown)}; known: {list(OPERATIONS)}.")
+        return web.json_response(governor.recorded_calls(names or None))
 
     async def stats(_: web.Request) -> web.Response:
         return web.json_response(governor.stats())
@@ -239,6 +251,7 @@ def create_app(config: EmulatorConfig) -> web.Application:
     app.router.add_get("/_emulator/config", get_config)
     app.router.add_put("/_emulator/config", put_config)
     app.router.add_get("/_emulator/stats", stats)
+    app.router.add_get("/_emulator/calls", recorded_calls)
     app.router.add_put("/_emulator/resource", put_resource)
     app.router.add_post("/_emulator/reset", reset)
     app.router.add_route("*", "/{tail:.*}", api)
@@ -253,6 +266,12 @@ def _ms_cv() -> str:
 
 def _azure_ref() -> str:
     return "0" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+def _named_identity(path: str) -> str | None:
+    """The identity a request path names (delete, revoke, issue), else None."""
+    parts = path.split("/")
+    return parts[2] if len(parts) in (3, 4) and parts[1] == "identities" and parts[2] else None
 
 
 def _made_identity(result: Any) -> str | None:

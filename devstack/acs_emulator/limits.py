@@ -1,6 +1,11 @@
 """Throttling, injected faults, added latency and call statistics: what lets tests and benchmarks
 see the app behave under the service's limits and failures.
 
+Every API request is also kept, in arrival order, in a bounded call log (``GET
+/_emulator/calls``): its operation, the identity it names, its status, and when it arrived and was
+answered on the emulator's monotonic clock, so a test can see what a client sent while it was
+told to wait. A recording, not behaviour: nothing the service answers depends on it.
+
 Throttling, as the service does it, counts requests per operation in a sliding window (30 s by
 default) and answers 429 with Retry-After past the limit. On top, ``requestsPerSecond`` is a
 single sliding one-second window over all API requests of every operation. Rejected requests do
@@ -18,6 +23,9 @@ from typing import Any
 
 from .config import DEFAULT_LIMITS, DELETED_IDENTITY_ANSWERS, OPERATIONS
 from .errors import ApiError
+
+#: How many API calls the call log keeps (the oldest go first; ``dropped`` counts them).
+CALL_LOG_SIZE = 10_000
 
 #: Faults can name the create operation once for both of its forms.
 FAULT_ALIASES = {"createIdentity": ("createIdentity", "createIdentityAndToken")}
@@ -56,9 +64,18 @@ class Fault:
     #: Do the operation first, then answer the fault: a reply lost after the service acted (for
     #: a create, ACS made an identity the caller never learns of).
     commit: bool = False
+    #: Matching calls let through before the fault applies (a throttle in the middle of a run).
+    after: int = 0
 
     def matches(self, operation: str) -> bool:
         return self.remaining > 0 and (self.operations is None or operation in self.operations)
+
+    def lets_through(self) -> bool:
+        """True (and counted) while the fault still lets a matching call through first."""
+        if self.after > 0:
+            self.after -= 1
+            return True
+        return False
 
     def error(self) -> ApiError:
         code = self.code or FAULT_CODES.get(self.status, "InjectedFault")
@@ -72,6 +89,7 @@ class Fault:
             "operations": sorted(self.operations) if self.operations is not None else None,
             "code": self.code,
             "commit": self.commit,
+            "after": self.after,
         }
 
 
@@ -127,6 +145,8 @@ class Governor:
         self.faulted: Counter[str] = Counter()
         #: Operations done and then answered with a fault: what a caller cannot know happened.
         self.committed_then_failed: list[dict[str, Any]] = []
+        self.call_log: deque[dict[str, Any]] = deque(maxlen=CALL_LOG_SIZE)
+        self.calls_dropped = 0
         self._rebuild_windows()
 
     def _rebuild_windows(self) -> None:
@@ -203,7 +223,10 @@ class Governor:
             names = body.get("operations")
             code = body.get("code")
             commit = body.get("commit", False)
+            after = body.get("after", 0)
             if not 400 <= status <= 599 or count < 1 or not isinstance(commit, bool):
+                raise ValueError
+            if isinstance(after, bool) or not isinstance(after, int) or after < 0:
                 raise ValueError
             if code is not None and (not isinstance(code, str) or not code):
                 raise ValueError
@@ -218,9 +241,11 @@ class Governor:
                 400,
                 "BadRequest",
                 f"A fault is {{status: 400-599, count >= 1, retryAfterSeconds?, operations?: {list(OPERATIONS)}, "
-                "code?: string, commit?: boolean}.",
+                "code?: string, commit?: boolean, after?: calls let through first (>= 0)}.",
             ) from None
-        fault = Fault(status=status, remaining=count, retry_after=retry_after, operations=operations, code=code, commit=commit)
+        fault = Fault(
+            status=status, remaining=count, retry_after=retry_after, operations=operations, code=code, commit=commit, after=after
+        )
         self.faults.append(fault)
         return fault
 
@@ -232,6 +257,8 @@ class Governor:
         self.throttled.clear()
         self.faulted.clear()
         self.committed_then_failed.clear()
+        self.call_log.clear()
+        self.calls_dropped = 0
         self._rebuild_windows()
 
     # -- per request ---------------------------------------------------------------------
@@ -242,6 +269,8 @@ class Governor:
         self.calls[operation] += 1
         for fault in self.faults:
             if fault.matches(operation):
+                if fault.lets_through():
+                    continue
                 fault.remaining -= 1
                 self.faults = [f for f in self.faults if f.remaining > 0]
                 self.faulted[operation] += 1
@@ -257,8 +286,27 @@ class Governor:
             raise ApiError(429, "TooManyRequests", "Too many requests; retry after the given delay.", retry_after=retry_after)
         return None
 
-    def record(self, operation: str, status: int) -> None:
+    def record(self, operation: str, status: int, identity: str | None = None, arrived: float | None = None) -> None:
+        """Count the answer; with ``arrived`` (time.monotonic() when the request came), also keep
+        the call in the call log, answered now."""
         self.statuses.setdefault(operation, Counter())[str(status)] += 1
+        if arrived is None:
+            return
+        if len(self.call_log) == self.call_log.maxlen:
+            self.calls_dropped += 1
+        self.call_log.append({
+            "operation": operation,
+            "identity": identity,
+            "status": status,
+            "arrivedMs": round(arrived * 1000, 3),
+            "answeredMs": round(time.monotonic() * 1000, 3),
+        })
+
+    def recorded_calls(self, operations: set[str] | None = None) -> dict[str, Any]:
+        """The call log, oldest first (only ``operations`` when given). Times are milliseconds on
+        the emulator's monotonic clock: compare them with each other, not with a wall clock."""
+        calls = [c for c in self.call_log if operations is None or c["operation"] in operations]
+        return {"calls": calls, "dropped": self.calls_dropped, "nowMs": round(time.monotonic() * 1000, 3)}
 
     def stats(self) -> dict[str, Any]:
         return {
