@@ -161,8 +161,11 @@ def _text(value: Any, what: str, limit: int) -> str:
     return value
 
 
+_MAX_PROVIDER = 64
+
+
 def _provider(value: Any, what: str) -> str:
-    provider = _text(value, what, 64).strip().lower()
+    provider = _text(value, what, _MAX_PROVIDER).strip().lower()
     if not _PROVIDER.fullmatch(provider):
         raise _Malformed(f"{what} is not a provider name")
     return provider
@@ -248,6 +251,10 @@ def caller_from_client_principal(raw: str, idp_header: str | None = None) -> Cal
 
     Raises ``Unauthenticated`` (InvalidPrincipal) for anything malformed, and nothing else.
     """
+    if idp_header is not None and len(idp_header) > _MAX_PROVIDER:
+        # No provider name is this long: read it afresh, never remembered, so the memory's
+        # size stays bounded by the principal header's own limit.
+        return _read_principal(raw, idp_header)
     key = (raw, idp_header)
     known = _PRINCIPALS.get(key)
     if known is not None:

@@ -545,3 +545,22 @@ async def test_https_issuer_with_an_untrusted_certificate_is_unavailable(https_i
         await identify_caller(bearer(running.issuer.mint("user-7", AUDIENCE)), settings)
 
     assert running.issuer.requests["/.well-known/openid-configuration"] == 0
+
+
+async def test_an_overlong_provider_header_is_read_afresh_and_never_remembered():
+    """The memory of read principals is keyed on the principal and the provider header; no
+    provider name is longer than 64 characters, so a longer header (which only a client could
+    send where the platform does not strip it) must not grow that memory, and must be read the
+    same way each time: ignored when the principal names its provider, refused when it must be used."""
+    named = encode_principal({"identityProvider": "github", "userId": "u-long-idp", "userRoles": ["authenticated"]})
+    unnamed = encode_principal({"claims": [{"typ": "http://schemas.microsoft.com/identity/claims/objectidentifier",
+                                            "val": "0f0e0d0c-0b0a-4909-8807-060504030201"}]})
+    before = len(caller_module._PRINCIPALS)
+    for n in range(50):
+        long_idp = "x" * 65 + str(n)
+        assert caller_module.caller_from_client_principal(named, long_idp).app_user_id == "github|u-long-idp"
+        with pytest.raises(Unauthenticated):
+            caller_module.caller_from_client_principal(unnamed, long_idp)
+    assert len(caller_module._PRINCIPALS) == before
+    assert caller_module.caller_from_client_principal(named, "aad").app_user_id == "github|u-long-idp"
+    assert len(caller_module._PRINCIPALS) == before + 1
