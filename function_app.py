@@ -9,11 +9,13 @@ import logging
 import azure.functions as func
 
 from shared import api, telemetry
+from shared.garbage_collection import settle_after_import
 from shared.startup import check_settings
 
 telemetry.configure()  # Application Insights, only when its connection string is set
 check_settings()  # one error line now, naming the setting, if the app cannot serve as configured
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+settle_after_import()  # fewer, cheaper garbage collections under load (shared/garbage_collection.py)
 
 
 @app.route(route="token", methods=["POST"])

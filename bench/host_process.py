@@ -63,7 +63,8 @@ def _patch_import() -> None:
 
 def _tune_gc(tuning: str) -> None:
     """An experiment for the report (BENCH_GC_TUNING, off by default): "freeze" moves every
-    object alive after the app's import out of the collector's sight (gc.freeze); "threshold=N"
+    object alive after the app's import out of the collector's sight (gc.freeze), "unfreeze" puts
+    them back (undoing the app's own freeze); "threshold=N"
     sets the youngest generation's threshold. Comma-separated."""
     import gc
 
@@ -71,6 +72,8 @@ def _tune_gc(tuning: str) -> None:
         if item == "freeze":
             gc.collect()
             gc.freeze()
+        elif item == "unfreeze":
+            gc.unfreeze()
         elif item.startswith("threshold="):
             _, second, third = gc.get_threshold()
             gc.set_threshold(int(item.split("=", 1)[1]), second, third)

@@ -18,8 +18,9 @@ non-blocking) for the profile: where the host's CPU goes, by function and by pac
 with the garbage collector's CPU time counted (bench.host_process), kept out of the measured
 windows because counting costs a little CPU itself.
 
-A third side runs in the same rounds: a second fresh host with the garbage-collector settings
-this benchmark proposes (GC_TUNING), so the effect of that change is measured beside the rest.
+A third side runs in the same rounds: a second fresh host with the app's garbage-collector
+settings undone (GC_TUNING: shared/garbage_collection.py's freeze and youngest-generation
+threshold reverted to CPython's defaults), so what those settings buy is measured beside the rest.
 
 A fourth, the floor: the bare SDK's get_token behind the smallest HTTP server a Python process
 can have (bench.floor_server: one aiohttp.web handler, a dictionary lookup of the caller's
@@ -55,9 +56,10 @@ from .measure import FunctionHostClient, median, percentile
 from .stack import ROOT, Emulator, calls, new_users, process_listening_on, settings_env
 
 CONCURRENCY = 256
-#: The proposed garbage-collector settings (bench.host_process): the same host code with gc.freeze()
-#: after the app's import and a youngest-generation threshold of 10,000 instead of 700.
-GC_TUNING = "freeze,threshold=10000"
+#: The third side's garbage-collector settings (bench.host_process): the same host code with the
+#: app's settings (shared/garbage_collection.py) undone after its import: nothing frozen, and
+#: CPython's default youngest-generation threshold of 700.
+GC_TUNING = "unfreeze,threshold=700"
 USERS_PER_CALLER = 2  # each user about once a second: under the 60-a-minute limit, and never two at once
 
 
