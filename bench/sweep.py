@@ -7,6 +7,13 @@ operations per deleted user. Because the rate is not a ratio of two sides measur
 run also says what bounded it: CPU per deleted user of the sweeper, Azurite and the ACS emulator
 (all on this machine), and how busy the machine's cores were meanwhile (other work included). The data is written straight to the table with the documented
 schema (shared/identity_store.py), the identities are made through the SDK.
+
+Much of Azurite's share is Azurite's own: it looks an entity up by RowKey first, then PartitionKey
+(azurite 3.37 dist/src/table/persistence/LokiTableMetadataStore.js,
+queryTableEntitiesWithPartitionAndRowKey and deleteTableEntity), and every mapping's RowKey is
+"identity", so each point read and delete of a mapping scans every mapping row. Its CPU per
+deleted user grows with the users in the table; Azure's point read is by both keys. The run reports Azurite's CPU per
+point read of a mapping and of a tombstone (unique RowKeys) before the sweep, to show it.
 """
 
 from __future__ import annotations
@@ -74,11 +81,27 @@ async def _write_rows(connection_string: str, table_name: str, app_user_ids: lis
             ])
 
 
+POINT_READS = 300
+
+
+async def _azurite_cpu_per_read(connection_string: str, table_name: str, keys: list[tuple[str, str]],
+                                azurite: psutil.Process) -> float:
+    """Azurite's CPU (ms) per point read of these (PartitionKey, RowKey) entities, read one at a time."""
+    from azure.data.tables.aio import TableClient
+
+    async with TableClient.from_connection_string(connection_string, table_name=table_name) as table:
+        await table.get_entity(*keys[0])  # the connection is made before the count starts
+        before = _cpu(azurite)
+        for partition_key, row_key in keys:
+            await table.get_entity(partition_key, row_key)
+        return (_cpu(azurite) - before) / len(keys) * 1000
+
+
 async def run(stack: dict[str, Any], emulator: Emulator, users: int, limit_scale: float) -> dict[str, Any]:
     from shared.acs_identity import AcsIdentityClient
     from shared.cleanup import Sweeper
     from shared.credentials import get_credential
-    from shared.identity_store import IdentityStore
+    from shared.identity_store import MAPPING_ROW, TOMBSTONE_PARTITION, IdentityStore, table_key
     from shared.settings import load_settings
 
     settings = load_settings(settings_env(stack))
@@ -98,6 +121,11 @@ async def run(stack: dict[str, Any], emulator: Emulator, users: int, limit_scale
     before = await emulator.stats()
     others = {name: process_listening_on(urlsplit(stack[endpoint]).port)
               for name, endpoint in (("azurite", "tablesEndpoint"), ("emulator", "acsEndpoint"))}
+    sample = [table_key(u) for u in app_user_ids[:: max(1, len(app_user_ids) // POINT_READS)][:POINT_READS]]
+    mapping_read_ms = await _azurite_cpu_per_read(stack["tablesConnectionString"], settings.identity_table,
+                                                  [(key, MAPPING_ROW) for key in sample], others["azurite"])
+    tombstone_read_ms = await _azurite_cpu_per_read(stack["tablesConnectionString"], settings.identity_table,
+                                                    [(TOMBSTONE_PARTITION, key) for key in sample], others["azurite"])
     others_cpu = {name: _cpu(process) for name, process in others.items()}
     machine = psutil.cpu_times()
     cpu = time.process_time()
@@ -135,6 +163,10 @@ async def run(stack: dict[str, Any], emulator: Emulator, users: int, limit_scale
         "sweeper_cpu_ms_per_deleted_user": round(sweep_cpu / deleted * 1000, 3) if deleted else None,
         "azurite_cpu_ms_per_deleted_user": round(others_cpu["azurite"] / deleted * 1000, 3) if deleted else None,
         "emulator_cpu_ms_per_deleted_user": round(others_cpu["emulator"] / deleted * 1000, 3) if deleted else None,
+        # Before the sweep, with every mapping in the table: a mapping's point read against a
+        # tombstone's (see the module docstring for why they differ).
+        "azurite_cpu_ms_per_mapping_read": round(mapping_read_ms, 3),
+        "azurite_cpu_ms_per_tombstone_read": round(tombstone_read_ms, 3),
         "machine_cores": psutil.cpu_count() or 1,
         "machine_cores_busy": round(machine_busy / report.seconds, 2) if report.seconds else None,
         "concurrency": settings.cleanup_concurrency,
