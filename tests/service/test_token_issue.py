@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
@@ -183,6 +184,30 @@ def test_concurrent_requests_of_a_known_user_share_one_acs_call(api: Api, slow_a
     assert len(tokens) <= burst
     if not identical_tokens:  # where every issue is a new string, none of them is the first token
         assert first["token"] not in tokens
+
+
+def test_a_no_cache_request_that_joins_a_first_call_under_way_gets_a_token_issued_after_it_came(
+    api: Api, slow_acs: Emulator, identical_tokens: bool
+):
+    """The cold path too: a second no-cache request of a new user, sent while the first call's
+    create is under way (ACS answers after a second), shares that identity but not the token the
+    create returned, which began before it came: one create and one issue, counted at ACS."""
+    user = new_user()
+    creates, issues = slow_acs.calls(*CREATES), slow_acs.calls("issueAccessToken")
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(lambda: Api(api.base).token(user, fresh=True))
+        # The emulator logs a call only once answered, so the create cannot be seen under way:
+        # half of ACS's one-second answer puts the next request inside it (were it to come first
+        # instead, the roles swap and the counts below still hold).
+        time.sleep(0.5)
+        second = Api(api.base).token(user, fresh=True)
+        first = first.result()
+    assert (first.status_code, second.status_code) == (200, 200), (first.text, second.text)
+    assert first.json()["communicationUserId"] == second.json()["communicationUserId"]
+    assert slow_acs.calls(*CREATES) - creates == 1
+    assert slow_acs.calls("issueAccessToken") - issues == 1, "the later no-cache request was given the create's token"
+    if not identical_tokens:
+        assert second.json()["token"] != first.json()["token"]
 
 
 def test_a_recent_token_is_handed_out_again_and_no_cache_gets_a_new_one(
