@@ -294,7 +294,9 @@ class Sweeper:
                     except DependencyUnavailable:
                         report.failed += 1  # the row stays: the next run tries again
                 if done:  # a row lost to a failure here is found again: ACS then answers gone
-                    report.table_operations += await self._store.remove_rows("remove_unmapped", UNMAPPED_PARTITION, done)
+                    operations, kept = await self._store.remove_rows("remove_unmapped", UNMAPPED_PARTITION, done)
+                    report.table_operations += operations
+                    report.failed += kept
         except DependencyUnavailable:
             log.warning("could not list unmapped identities now; the next run will")
 
@@ -316,7 +318,9 @@ class Sweeper:
                               "nobody recorded", intent.request_id)
                     stale.append(intent.request_id)
                 if stale and not self._settings.cleanup_dry_run:  # reported: their rows go, 100 per request
-                    report.table_operations += await self._store.remove_rows("remove_intents", INTENT_PARTITION, stale)
+                    operations, kept = await self._store.remove_rows("remove_intents", INTENT_PARTITION, stale)
+                    report.table_operations += operations
+                    report.failed += kept
         except DependencyUnavailable:
             log.warning("could not list create intents now; the next run will")
 

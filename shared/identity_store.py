@@ -529,27 +529,42 @@ class IdentityStore:
         except ResourceNotFoundError:
             pass
 
-    async def remove_rows(self, operation: str, partition: str, row_keys: list[str]) -> int:
+    async def remove_rows(self, operation: str, partition: str, row_keys: list[str]) -> tuple[int, int]:
         """Delete rows of one partition, 100 per batch transaction (one request instead of one
-        each). A batch fails as a whole when one row is gone already (removed by another sweep):
-        its rows are then deleted one by one, a missing one counting as done. Returns the number
-        of table operations it took."""
-        operations = 0
+        each). Returns (table operations it took, rows it could not remove).
+
+        A batch fails as a whole when one row is gone already (removed by another sweep: the
+        batch answers 404): its rows are then deleted one by one, a missing one counting as done.
+        Any other failure (Table Storage busy, down or slow, or the answer lost after the batch
+        was applied) leaves the batch's rows for the next run and goes on with the next batch:
+        one failed request neither ends the sweep nor is redone as 100 requests to a service that
+        is struggling. The caller counts the rows not removed."""
+        operations = kept = 0
         for start in range(0, len(row_keys), 100):
-            batch = [("delete", {"PartitionKey": partition, "RowKey": key}) for key in row_keys[start:start + 100]]
+            keys = row_keys[start:start + 100]
+            batch = [("delete", {"PartitionKey": partition, "RowKey": key}) for key in keys]
             operations += 1
             try:
                 await self._call(operation, lambda t, ops=batch: t.submit_transaction(ops))
                 continue
-            except TableTransactionError:
-                pass
-            for _, row in batch:
+            except TableTransactionError as error:
+                if getattr(error, "status_code", None) != 404:
+                    log.warning("table %s: a batch was refused (%s); its %d rows are left for the next run",
+                                operation, getattr(error, "error_code", None) or type(error).__name__, len(keys))
+                    kept += len(keys)
+                    continue
+            except DependencyUnavailable:
+                kept += len(keys)  # _call logged why; the rows may or may not be gone: the next run sees
+                continue
+            for key in keys:
                 operations += 1
                 try:
-                    await self._call(operation, lambda t, key=row["RowKey"]: t.delete_entity(partition, key))
+                    await self._call(operation, lambda t, key=key: t.delete_entity(partition, key))
                 except ResourceNotFoundError:
                     pass
-        return operations
+                except DependencyUnavailable:
+                    kept += 1
+        return operations, kept
 
     async def record_intent(self, request_id: str) -> None:
         """Record that a create is about to be sent (no user id: the request id is the trace)."""

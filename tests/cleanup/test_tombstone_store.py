@@ -55,10 +55,9 @@ async def test_rows_of_one_partition_go_in_one_batch_and_one_already_gone_does_n
     ids = [f"sweep-batch-{uuid.uuid4()}" for _ in range(3)]
     for request_id in ids:
         await store.record_intent(request_id)
-    assert await store.remove_rows("remove_intents", "intents", ids[:2]) == 1
+    assert await store.remove_rows("remove_intents", "intents", ids[:2]) == (1, 0)
     await store.record_intent(ids[0])  # one back, one gone: the next batch cannot succeed whole
-    operations = await store.remove_rows("remove_intents", "intents", ids[:2] + ids[2:])
-    assert operations == 1 + 3
+    assert await store.remove_rows("remove_intents", "intents", ids[:2] + ids[2:]) == (1 + 3, 0)
     remaining = set()
     async for page in store.intent_pages():
         remaining |= {intent.request_id for intent in page}
