@@ -56,6 +56,11 @@ from .retry import pipeline_options
 from .settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+class _ConnectionLost(DependencyUnavailable):
+    """Table Storage could not be reached on the connection the request went out on (azure-core's
+    ServiceRequestError): nothing, or nothing answered, came back."""
 T = TypeVar("T")
 
 MAPPING_ROW = "identity"
@@ -221,7 +226,10 @@ class IdentityStore:
         except ClientAuthenticationError as error:
             log.warning("table %s: credentials refused or unavailable (%s)", operation, type(error).__name__)
             raise DependencyUnavailable("Table Storage could not be reached with the service's identity.") from None
-        except (HttpResponseError, ServiceRequestError, ServiceResponseError, OSError, ValueError) as error:
+        except ServiceRequestError as error:
+            log.warning("table %s failed: %s", operation, type(error).__name__)
+            raise _ConnectionLost("Table Storage is unavailable; try again shortly.") from None
+        except (HttpResponseError, ServiceResponseError, OSError, ValueError) as error:
             log.warning("table %s failed: %s", operation, type(error).__name__)
             raise DependencyUnavailable("Table Storage is unavailable; try again shortly.") from None
 
@@ -488,6 +496,12 @@ class IdentityStore:
                 return
             except ResourceExistsError:
                 return
+            except _ConnectionLost:
+                # azure-core never re-sends a POST whose connection failed (an insert is a POST),
+                # and a pooled connection the server closed while idle fails just so. Re-sending
+                # this insert is safe: if the first did land, the second is refused as existing.
+                if attempt:
+                    raise
             except ResourceNotFoundError:
                 # The table itself is missing (a fresh local emulator; Bicep creates it in Azure):
                 # create_entity's error carries no error code for _call to tell that apart.

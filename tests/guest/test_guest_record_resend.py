@@ -1,0 +1,84 @@
+"""A guest's record is an insert (a POST), which azure-core never re-sends when its connection
+fails, and a pooled connection that Table Storage closed while idle fails exactly so: under a
+flood of guests one such failure answered 503. The store re-sends that insert once.
+
+What no local part can stand in for on demand: the connection failing for one request. A per-call
+azure-core policy on the store's real TableClient raises the error azure-core raises for it
+(ServiceRequestError) for the first insert only, before it is sent; everything else is Azurite."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterator
+
+import pytest
+
+from shared.errors import DependencyUnavailable
+from shared.identity_store import IdentityStore
+from shared.retry import pipeline_options
+from shared.settings import load_settings
+
+pytestmark = pytest.mark.asyncio
+
+
+@pytest.fixture
+def own_table(stack: dict) -> Iterator[tuple[str, Any]]:
+    from azure.data.tables import TableServiceClient
+
+    name = f"guestresend{uuid.uuid4().hex[:10]}"
+    service = TableServiceClient.from_connection_string(stack["tablesConnectionString"])
+    table = service.create_table_if_not_exists(name)
+    yield name, table
+    service.delete_table(name)
+
+
+def _store(stack: dict, table: str, failures: int) -> tuple[IdentityStore, dict[str, int]]:
+    from azure.core.exceptions import ServiceRequestError
+    from azure.core.pipeline.policies import AsyncHTTPPolicy
+    from azure.data.tables.aio import TableClient
+
+    seen = {"inserts": 0}
+
+    class LostConnection(AsyncHTTPPolicy):
+        async def send(self, request: Any) -> Any:
+            if request.http_request.method == "POST":
+                seen["inserts"] += 1
+                if seen["inserts"] <= failures:
+                    raise ServiceRequestError("Server disconnected")
+            return await self.next.send(request)
+
+    settings = load_settings({"ACS_CONNECTION_STRING": stack["acsConnectionString"],
+                              "TABLES_CONNECTION_STRING": stack["tablesConnectionString"], "IDENTITY_TABLE_NAME": table})
+    store = IdentityStore(settings)
+    store._client = TableClient.from_connection_string(  # the app's own client options, plus the lost connection
+        stack["tablesConnectionString"], table_name=table, per_call_policies=[LostConnection()],
+        **pipeline_options(settings.dependency_timeout_seconds, dependency="tables"))
+    return store, seen
+
+
+async def test_a_guest_record_whose_connection_was_lost_is_sent_again_and_written(stack: dict, own_table):
+    name, table = own_table
+    store, seen = _store(stack, name, failures=1)
+    guest = f"8:acs:{uuid.uuid4()}"
+    expires = datetime.now(timezone.utc) + timedelta(minutes=60)
+    try:
+        await store.record_guest(guest, expires)
+    finally:
+        await store.close()
+    assert seen["inserts"] == 2
+    row = table.get_entity("guests", guest)
+    assert abs(row["ExpiresAt"] - expires) < timedelta(seconds=1)
+
+
+async def test_a_guest_record_whose_connection_fails_twice_is_refused_as_unavailable(stack: dict, own_table):
+    name, table = own_table
+    store, seen = _store(stack, name, failures=2)
+    guest = f"8:acs:{uuid.uuid4()}"
+    try:
+        with pytest.raises(DependencyUnavailable):
+            await store.record_guest(guest, datetime.now(timezone.utc) + timedelta(minutes=60))
+    finally:
+        await store.close()
+    assert seen["inserts"] == 2
+    assert list(table.query_entities("PartitionKey eq 'guests'")) == []
