@@ -287,14 +287,20 @@ class IdentityStore:
     async def insert(self, app_user_id: str, communication_user_id: str) -> bool:
         """Create the mapping only if none exists; False when another call won the race."""
         entity = self._new_row(app_user_id, communication_user_id)
-        try:
-            await self._call("insert", lambda t: t.create_entity(entity))
-        except ResourceExistsError:
-            if await self._is_ours(app_user_id, communication_user_id):
-                log.info("mapping insert was refused as existing but holds our identity: an earlier reply was lost")
-                return True
-            return False
-        return True
+        for attempt in range(2):
+            try:
+                await self._call("insert", lambda t: t.create_entity(entity))
+            except _ConnectionLost:
+                if attempt:  # sent again once, as record_guest does: a refusal then is read back below
+                    raise
+                continue
+            except ResourceExistsError:
+                if await self._is_ours(app_user_id, communication_user_id):
+                    log.info("mapping insert was refused as existing but holds our identity: an earlier reply was lost")
+                    return True
+                return False
+            return True
+        return True  # not reached: the loop returns or raises
 
     async def replace(self, mapping: Mapping, communication_user_id: str) -> bool:
         """Point the user at a new identity, only if the mapping still names the identity read.

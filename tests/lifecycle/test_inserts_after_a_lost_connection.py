@@ -1,6 +1,7 @@
-"""A guest's record is an insert (a POST), which azure-core never re-sends when its connection
-fails, and a pooled connection that Table Storage closed while idle fails exactly so: under a
-flood of guests one such failure answered 503. The store re-sends that insert once.
+"""A guest's record and a new user's mapping are inserts (POSTs), which azure-core never re-sends
+when their connection fails, and a pooled connection that Table Storage closed while idle fails
+exactly so: under a flood of guests one such failure answered 503. The store re-sends each once
+(a mapping insert refused then is read back: it may be our own first one).
 
 What no local part can stand in for on demand: the connection failing for one request. A per-call
 azure-core policy on the store's real TableClient raises the error azure-core raises for it
@@ -82,3 +83,29 @@ async def test_a_guest_record_whose_connection_fails_twice_is_refused_as_unavail
         await store.close()
     assert seen["inserts"] == 2
     assert list(table.query_entities("PartitionKey eq 'guests'")) == []
+
+
+async def test_a_mapping_insert_whose_connection_was_lost_is_sent_again_and_maps_the_user(stack: dict, own_table):
+    name, table = own_table
+    store, seen = _store(stack, name, failures=1)
+    user, identity = f"github|resend-{uuid.uuid4().hex[:8]}", f"8:acs:{uuid.uuid4()}"
+    try:
+        assert await store.insert(user, identity) is True
+        mapping = await store.get(user)
+    finally:
+        await store.close()
+    assert seen["inserts"] == 2
+    assert mapping is not None and mapping.communication_user_id == identity
+
+
+async def test_a_mapping_insert_whose_connection_fails_twice_is_refused_as_unavailable(stack: dict, own_table):
+    name, table = own_table
+    store, seen = _store(stack, name, failures=2)
+    user = f"github|resend-{uuid.uuid4().hex[:8]}"
+    try:
+        with pytest.raises(DependencyUnavailable):
+            await store.insert(user, f"8:acs:{uuid.uuid4()}")
+        assert await store.get(user) is None
+    finally:
+        await store.close()
+    assert seen["inserts"] == 2
