@@ -169,6 +169,19 @@ def stack() -> dict:
     return json.loads(path.read_text())
 
 
+@pytest.fixture
+def own_table(stack: dict) -> Iterator[tuple[str, Any]]:
+    """A table of the test's own in the stack's Azurite (name, sync client), so what the test
+    counts there is only its own rows; deleted afterwards."""
+    from azure.data.tables import TableServiceClient
+
+    name = f"owntable{uuid.uuid4().hex[:10]}"
+    service = TableServiceClient.from_connection_string(stack["tablesConnectionString"])
+    table = service.create_table_if_not_exists(name)
+    yield name, table
+    service.delete_table(name)
+
+
 @pytest.fixture(scope="session")
 def api(stack: dict) -> Api:
     return Api(stack["functionHost"])

@@ -32,16 +32,6 @@ from tests.conftest import Emulator
 ROWS = 150  # two batches: 100 and 50
 
 
-@pytest.fixture
-def own_table(stack: dict) -> Iterator[tuple[str, Any]]:
-    from azure.data.tables import TableServiceClient
-
-    name = f"sweepbatch{uuid.uuid4().hex[:10]}"
-    service = TableServiceClient.from_connection_string(stack["tablesConnectionString"])
-    table = service.create_table_if_not_exists(name)
-    yield name, table
-    service.delete_table(name)
-
 
 @pytest.fixture
 def acs_unthrottled(acs: Emulator) -> Iterator[Emulator]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -22,16 +22,6 @@ from shared.settings import load_settings
 
 pytestmark = pytest.mark.asyncio
 
-
-@pytest.fixture
-def own_table(stack: dict) -> Iterator[tuple[str, Any]]:
-    from azure.data.tables import TableServiceClient
-
-    name = f"guestresend{uuid.uuid4().hex[:10]}"
-    service = TableServiceClient.from_connection_string(stack["tablesConnectionString"])
-    table = service.create_table_if_not_exists(name)
-    yield name, table
-    service.delete_table(name)
 
 
 def _store(stack: dict, table: str, failures: int) -> tuple[IdentityStore, dict[str, int]]:

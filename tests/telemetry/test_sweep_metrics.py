@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta, timezone
-from typing import Iterator
-
-import pytest
 
 from shared.acs_identity import AcsIdentityClient
 from shared.cleanup import Sweeper
@@ -23,17 +20,6 @@ from .conftest import Recorded
 ITEMS = "acs_tokens.sweep.items"
 COUNTS = ("found", "deleted", "mismatched", "unmapped_deleted", "unmapped_kept", "uncertain", "uncertain_pending")
 
-
-@pytest.fixture
-def own_table(stack: dict) -> Iterator[tuple[str, object]]:
-    """A table of this test's own, so the sweep's counts are exactly this test's rows."""
-    from azure.data.tables import TableServiceClient
-
-    name = f"sweepmetrics{uuid.uuid4().hex[:10]}"
-    service = TableServiceClient.from_connection_string(stack["tablesConnectionString"])
-    table = service.create_table_if_not_exists(name)
-    yield name, table
-    service.delete_table(name)
 
 
 async def test_a_sweep_counts_unmapped_identities_lost_creates_and_mismatched_tombstones(
