@@ -6,8 +6,8 @@ same routes, status codes, error codes, token shape, authentication and throttli
 response headers real ACS sends (MS-CV, X-Azure-Ref, api-supported-versions…). A control
 surface under ``/_emulator/`` lets tests inspect identities, verify tokens, inject faults (also
 after the operation was done: ``commit``; or only after ``after`` matching calls), add latency,
-tighten limits, and read each call's arrival and answer times (``GET /_emulator/calls``, a
-bounded recording).
+tighten limits, and read each call's arrival and answer times and the calls still under way
+(``GET /_emulator/calls``, a bounded recording).
 
 Where real ACS's behaviour is unknown or delayed (../ACS_FACTS.md), it is a knob of
 ``PUT /_emulator/config``, so tests can run under each plausible behaviour:

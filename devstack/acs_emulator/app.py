@@ -117,17 +117,32 @@ def create_app(config: EmulatorConfig) -> web.Application:
             raise denied()
 
     async def api(request: web.Request) -> web.StreamResponse:
-        operation = None
-        identity: str | None = None
+        """One API call: noted as under way (``inFlight`` of ``GET /_emulator/calls``) from its
+        arrival until it is answered."""
         arrived = time.monotonic()
         started = time.perf_counter()
-        versions: str | None = TEAMS_API_VERSIONS if request.path.startswith("/teamsUser/") else IDENTITY_API_VERSIONS
         correlation = _ms_cv()
+        raw = await request.read()
+        try:
+            under_way = _route(request.path, raw).operation
+        except ApiError:
+            under_way = None
+        ticket = governor.arrive(under_way, arrived)
+        try:
+            return await answer(request, raw, arrived, started, correlation)
+        finally:
+            governor.leave(ticket)
+
+    async def answer(
+        request: web.Request, raw: bytes, arrived: float, started: float, correlation: str
+    ) -> web.StreamResponse:
+        operation = None
+        identity: str | None = None
+        versions: str | None = TEAMS_API_VERSIONS if request.path.startswith("/teamsUser/") else IDENTITY_API_VERSIONS
         try:
             latency = governor.settings.latency_ms
             if latency > 0:
                 await asyncio.sleep(latency / 1000)
-            raw = await request.read()
             call = _route(request.path, raw)
             operation = call.operation
             identity = _named_identity(request.path)

@@ -4,7 +4,9 @@ see the app behave under the service's limits and failures.
 Every API request is also kept, in arrival order, in a bounded call log (``GET
 /_emulator/calls``): its operation, the identity it names, its status, and when it arrived and was
 answered on the emulator's monotonic clock, so a test can see what a client sent while it was
-told to wait. A recording, not behaviour: nothing the service answers depends on it.
+told to wait. The same answer lists the calls that have arrived and are not yet answered
+(``inFlight``), so a test can act while a call is at ACS instead of guessing when it will be.
+A recording, not behaviour: nothing the service answers depends on it.
 
 Throttling, as the service does it, counts requests per operation in a sliding window (30 s by
 default) and answers 429 with Retry-After past the limit. On top, ``requestsPerSecond`` is a
@@ -147,6 +149,8 @@ class Governor:
         self.committed_then_failed: list[dict[str, Any]] = []
         self.call_log: deque[dict[str, Any]] = deque(maxlen=CALL_LOG_SIZE)
         self.calls_dropped = 0
+        self._in_flight: dict[int, dict[str, Any]] = {}
+        self._tickets = 0
         self._rebuild_windows()
 
     def _rebuild_windows(self) -> None:
@@ -302,11 +306,24 @@ class Governor:
             "answeredMs": round(time.monotonic() * 1000, 3),
         })
 
+    def arrive(self, operation: str | None, arrived: float) -> int:
+        """Note a call as under way until :meth:`leave` (``operation`` None when the path names
+        none); returns the ticket to leave with."""
+        self._tickets += 1
+        self._in_flight[self._tickets] = {"operation": operation, "arrivedMs": round(arrived * 1000, 3)}
+        return self._tickets
+
+    def leave(self, ticket: int) -> None:
+        self._in_flight.pop(ticket, None)
+
     def recorded_calls(self, operations: set[str] | None = None) -> dict[str, Any]:
-        """The call log, oldest first (only ``operations`` when given). Times are milliseconds on
-        the emulator's monotonic clock: compare them with each other, not with a wall clock."""
+        """The call log, oldest first, and the calls under way (only ``operations`` when given).
+        Times are milliseconds on the emulator's monotonic clock: compare them with each other,
+        not with a wall clock."""
         calls = [c for c in self.call_log if operations is None or c["operation"] in operations]
-        return {"calls": calls, "dropped": self.calls_dropped, "nowMs": round(time.monotonic() * 1000, 3)}
+        in_flight = [c for c in self._in_flight.values() if operations is None or c["operation"] in operations]
+        return {"calls": calls, "inFlight": in_flight, "dropped": self.calls_dropped,
+                "nowMs": round(time.monotonic() * 1000, 3)}
 
     def stats(self) -> dict[str, Any]:
         return {

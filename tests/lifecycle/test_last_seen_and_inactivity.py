@@ -20,7 +20,7 @@ from shared.settings import load_settings
 from shared.token_service import TokenService
 from tests.conftest import Api, Emulator, FunctionHost, User, new_user
 
-from .conftest import mapping_row, run_cleanup, summary_after, wait_for
+from .conftest import a_later_last_seen_write_landed, mapping_row, run_cleanup, summary_after, wait_for
 
 
 def _set(table, user: User, **values) -> None:
@@ -110,19 +110,6 @@ def test_the_first_use_after_an_upgrade_makes_last_seen_trustworthy(api: Api, in
     assert mapping_row(table, user)["LastSeenAt"] > _ago(0.01)
 
 
-def a_later_last_seen_write_landed(api: Api, other: Api, table) -> None:
-    """Wait for an event, not a time: a last-seen write that ``api`` starts now, in the
-    background like any other, is seen in the table. A user made through ``other`` (so ``api``
-    reads their row cold) whose row says they were last seen two days ago asks ``api`` for a
-    token; once that user's LastSeenAt is today, a background write begun before it (however
-    late it lands, as long as it is not later than a write begun after it) has landed too."""
-    sentinel = new_user()
-    assert other.token(sentinel).status_code == 200
-    _set(table, sentinel, LastSeenAt=_ago(2), LastSeenKept=True)
-    assert api.token(sentinel).status_code == 200
-    wait_for(lambda: mapping_row(table, sentinel)["LastSeenAt"] > _ago(0.01), "a later last-seen write to land")
-
-
 def test_warm_requests_write_last_seen_at_most_once_a_day_with_cleanup_off(api: Api, instance_b: Api, table):
     user = new_user()
     api.token(user)
@@ -150,7 +137,7 @@ def test_sweep_rereads_the_row_and_spares_a_user_seen_since_the_scan(
         acs_behaves(latencyMs=3000)
         lines = len(host.log_text().splitlines())
         run_cleanup(host.base)
-        time.sleep(1.0)  # the sweep has listed both rows and is deleting the first one
+        emulator.wait_until_under_way("deleteIdentity")  # the sweep has listed both rows and is deleting the first
         assert Api(host.base).token(second).status_code == 200
         wait_for(lambda: mapping_row(table, second)["LastSeenAt"] > _ago(0.01), "the return to be recorded")
         summary = summary_after(host, lines, seconds=120)

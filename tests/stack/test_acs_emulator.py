@@ -10,7 +10,9 @@ import base64
 import datetime as dt
 import json
 import secrets
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -527,6 +529,25 @@ def test_stats_count_calls_per_operation(acs: LocalAcs) -> None:
     stats = acs.control("GET", "stats").json()
     assert stats["calls"] == {"createIdentity": 1, "issueAccessToken": 2}
     assert stats["statuses"]["issueAccessToken"] == {"200": 1, "400": 1}
+
+
+def test_the_call_log_shows_a_call_under_way_until_it_is_answered(acs: LocalAcs) -> None:
+    """What a test acts on instead of a guessed time: a call is listed in ``inFlight`` from its
+    arrival until its answer, then in ``calls`` with the same arrival time and its status."""
+    acs.configure(latencyMs=800)
+    with ThreadPoolExecutor(1) as pool:
+        created = pool.submit(_new_identity, acs)
+        deadline = time.monotonic() + 10
+        while not (under_way := acs.control("GET", "calls?operation=createIdentity").json()["inFlight"]):
+            assert time.monotonic() < deadline, "the create never showed as under way"
+            time.sleep(0.02)
+        assert acs.control("GET", "calls?operation=deleteIdentity").json()["inFlight"] == []
+        identity = created.result()
+    log = acs.control("GET", "calls").json()
+    assert [c["operation"] for c in under_way] == ["createIdentity"] and log["inFlight"] == []
+    [call] = [c for c in log["calls"] if c["identity"] == identity]
+    assert (call["operation"], call["status"], call["arrivedMs"]) == ("createIdentity", 201, under_way[0]["arrivedMs"])
+    assert call["answeredMs"] - call["arrivedMs"] >= 800
 
 
 # -- state across restarts ----------------------------------------------------------------------
