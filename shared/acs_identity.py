@@ -33,7 +33,6 @@ from typing import Any, Awaitable, Callable, TypeVar
 from azure.core.exceptions import (
     DecodeError,
     HttpResponseError,
-    ResourceNotFoundError,
     ServiceRequestError,
     ServiceResponseError,
 )

@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 import requests
@@ -130,6 +130,20 @@ class Emulator:
         counted = self.stats()["calls"]
         return sum(counted.get(op, 0) for op in operations) if operations else sum(counted.values())
 
+    def under_way(self, *operations: str) -> list[dict]:
+        """The calls of these operations (all when none) that have reached ACS and are not yet
+        answered, oldest first."""
+        return self._req("GET", "calls", params=[("operation", op) for op in operations]).json()["inFlight"]
+
+    def wait_until_under_way(self, *operations: str, seconds: float = 30) -> None:
+        """Return once a call of these operations is at ACS, not yet answered: a point a test
+        observes before it acts, instead of a time it guesses (ACS must be slow enough to see it,
+        e.g. ``latencyMs``)."""
+        deadline = time.monotonic() + seconds
+        while not self.under_way(*operations):
+            assert time.monotonic() < deadline, f"no {' or '.join(operations) or 'call'} reached ACS in {seconds} s"
+            time.sleep(0.02)
+
 
 #: The emulator's names for the create operation, with and without a first token.
 CREATES = ("createIdentity", "createIdentityAndToken")
@@ -192,6 +206,33 @@ def emulator(stack: dict) -> Iterator[Emulator]:
     control = Emulator(stack["acsEndpoint"], stack["caCertFile"])
     yield control
     control.clear_faults()
+
+
+@pytest.fixture
+def acs_behaves(emulator: Emulator) -> Iterator[Callable[..., None]]:
+    """Set emulator knobs (what real ACS does but does not document) for one test; they go back
+    to the stack's defaults afterwards, and injected faults are cleared."""
+    changed: set[str] = set()
+
+    def configure(**knobs: Any) -> None:
+        changed.update(knobs)
+        emulator.configure(**knobs)
+
+    yield configure
+    emulator.clear_faults()
+    if changed:
+        emulator.configure(**{name: None for name in changed})
+
+
+@pytest.fixture(params=["unique tokens", "same-second identical tokens"])
+def identical_tokens(request: pytest.FixtureRequest, emulator: Emulator) -> Iterator[bool]:
+    """Runs a test under both: real ACS may give the same string for identical issues within one
+    second (its tokens carry whole seconds and no unique id), so a new token is shown by ACS's
+    issue calls, and the strings are compared only where every issue is unique."""
+    identical = request.param != "unique tokens"
+    emulator.configure(identicalTokensWithinSecond=identical)
+    yield identical
+    emulator.configure(identicalTokensWithinSecond=None)
 
 
 @pytest.fixture

@@ -1,16 +1,15 @@
 """Hosts and helpers for tests that show README claims no other test shows: a function host
-whose Table Storage traffic is counted, a guest host with room in its budgets, and emulator knobs
-set for one test and put back after."""
+whose Table Storage traffic is counted and a guest host with room in its budgets."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from typing import Iterator
 
 import pytest
 import yarl
 from aiohttp import web
 
-from tests.conftest import Api, Emulator, FunctionHost
+from tests.conftest import Api, FunctionHost
 from tests.guest.conftest import GuestHost
 from tests.service.test_mapping_write_failure import InsertFailingProxy
 
@@ -52,22 +51,6 @@ def audit_guests(stack: dict) -> Iterator[GuestHost]:
     host = FunctionHost(stack, {"GUEST_ACCESS_ENABLED": "true", "GUEST_REQUESTS_PER_MINUTE": "1000"}, "audit-guests")
     yield GuestHost(host)
     host.stop()
-
-
-@pytest.fixture
-def acs_behaves(emulator: Emulator) -> Iterator[Callable[..., None]]:
-    """Set emulator knobs (what real ACS does but does not document) for one test; they go back
-    to the stack's defaults afterwards, and injected faults are cleared."""
-    changed: set[str] = set()
-
-    def configure(**knobs: Any) -> None:
-        changed.update(knobs)
-        emulator.configure(**knobs)
-
-    yield configure
-    emulator.clear_faults()
-    if changed:
-        emulator.configure(**{name: None for name in changed})
 
 
 @pytest.fixture(scope="module", autouse=True)

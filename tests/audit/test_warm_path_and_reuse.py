@@ -38,16 +38,6 @@ def never_reuses(stack: dict) -> Iterator[Api]:
     host.stop()
 
 
-@pytest.fixture(params=["unique tokens", "same-second identical tokens"])
-def identical_tokens(request: pytest.FixtureRequest, emulator: Emulator) -> Iterator[bool]:
-    """Real ACS may give the same string for identical issues within one second (../ACS_FACTS.md,
-    "Tokens"): a new token is shown by ACS's issue calls, the strings compared only where unique."""
-    identical = request.param != "unique tokens"
-    emulator.configure(identicalTokensWithinSecond=identical)
-    yield identical
-    emulator.configure(identicalTokensWithinSecond=None)
-
-
 def test_token_reuse_seconds_zero_issues_a_new_token_for_every_request(never_reuses: Api, emulator: Emulator,
                                                                      identical_tokens: bool):
     user = new_user()

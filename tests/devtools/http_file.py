@@ -9,7 +9,6 @@ line says what the local stack answers.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional

@@ -15,7 +15,7 @@ from typing import Iterator
 import pytest
 import requests
 
-from tests.conftest import CREATES, Api, Emulator, FunctionHost
+from tests.conftest import CREATES, Emulator, FunctionHost
 from tests.guest.conftest import GUEST_PATH, GuestHost, age_guests, guest_rows, remember
 
 PER_CLIENT, TOTAL = 5, 20

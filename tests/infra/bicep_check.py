@@ -22,7 +22,6 @@ import json
 import os
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -34,7 +33,6 @@ from tests.infra.bicep_ast import (
     Decl,
     For,
     IfBody,
-    Index,
     Interp,
     Lit,
     Member,

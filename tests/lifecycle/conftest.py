@@ -8,12 +8,13 @@ for a deleted identity, identical tokens within one second) are set per test and
 from __future__ import annotations
 
 import time
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterator
 
 import pytest
 import requests
 
-from tests.conftest import Api, Emulator, FunctionHost, User
+from tests.conftest import Api, Emulator, FunctionHost, User, new_user
 
 ADMIN = ("anonymous", "authenticated", "admin")
 
@@ -35,21 +36,6 @@ def instance_b(stack: dict) -> Iterator[Api]:
     host = FunctionHost(stack, {}, "lifecycle-b")
     yield Api(host.base)
     host.stop()
-
-
-@pytest.fixture
-def acs_behaves(emulator: Emulator) -> Iterator[Callable[..., None]]:
-    """Set emulator knobs for one test; they go back to the stack's defaults afterwards."""
-    changed: set[str] = set()
-
-    def configure(**knobs: Any) -> None:
-        changed.update(knobs)
-        emulator.configure(**knobs)
-
-    yield configure
-    emulator.clear_faults()
-    if changed:
-        emulator.configure(**{name: None for name in changed})
 
 
 def control(emulator: Emulator, method: str, path: str, **kwargs: Any) -> requests.Response:
@@ -91,3 +77,19 @@ def summary_after(host: FunctionHost, lines_before: int, seconds: float = 60) ->
 
     wait_for(lambda: found() is not None, "the sweep's summary line", seconds)
     return found() or ""
+
+
+def a_later_last_seen_write_landed(api: Api, other: Api, table) -> None:
+    """Wait for an event, not a time: a last-seen write that ``api`` starts now, in the
+    background like any other, is seen in the table. A user made through ``other`` (so ``api``
+    reads their row cold) whose row says they were last seen two days ago asks ``api`` for a
+    token; once that user's LastSeenAt is today, a background write begun before it (however
+    late it lands, as long as it is not later than a write begun after it) has landed too."""
+    sentinel = new_user()
+    assert other.token(sentinel).status_code == 200
+    row = mapping_row(table, sentinel)
+    row.update(LastSeenAt=datetime.now(timezone.utc) - timedelta(days=2), LastSeenKept=True)
+    table.update_entity(row, mode="replace")
+    assert api.token(sentinel).status_code == 200
+    today = datetime.now(timezone.utc) - timedelta(minutes=5)
+    wait_for(lambda: mapping_row(table, sentinel)["LastSeenAt"] > today, "a later last-seen write to land")

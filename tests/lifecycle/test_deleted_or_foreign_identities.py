@@ -11,7 +11,7 @@ import uuid
 import pytest
 from tests.conftest import Api, Emulator, FunctionHost, new_user
 
-from .conftest import ADMIN, control, mapping_row, run_cleanup, summary_after, tombstone_row, wait_for
+from .conftest import ADMIN, control, mapping_row, run_cleanup, summary_after, tombstone_row
 
 #: What a deleted identity may get from issue, revoke and delete (the emulator's knob).
 VARIANTS = {

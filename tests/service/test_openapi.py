@@ -17,7 +17,7 @@ import pytest
 import requests
 import yaml
 
-from tests.conftest import Api, Emulator, FunctionHost, User, new_user, run_log_dir
+from tests.conftest import Api, Emulator, FunctionHost, new_user, run_log_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = yaml.safe_load((ROOT / "openapi.yaml").read_text())

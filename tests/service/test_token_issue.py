@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
@@ -31,22 +30,6 @@ def test_first_call_creates_identity_and_returns_valid_token(any_api: Api, emula
     assert response.headers["Cache-Control"] == "no-store"
     assert body["expiresOn"].endswith("Z")
     assert timedelta(minutes=55) < _expires(body) - datetime.now(timezone.utc) <= timedelta(minutes=61)
-
-
-#: Real ACS tokens carry whole-second times and no unique id, so two issues within one second
-#: may return the same string (../ACS_FACTS.md, "Tokens"); the emulator makes every token unique
-#: unless told otherwise. Tests that show a token was newly issued count ACS's issue calls, and
-#: compare strings only where tokens are unique.
-TOKEN_KINDS = {"unique tokens": False, "same-second identical tokens": True}
-
-
-@pytest.fixture(params=sorted(TOKEN_KINDS))
-def identical_tokens(request: pytest.FixtureRequest, emulator: Emulator) -> Iterator[bool]:
-    """Runs a test under both: whether ACS may give the same string twice within one second."""
-    identical = TOKEN_KINDS[request.param]
-    emulator.configure(identicalTokensWithinSecond=identical)
-    yield identical
-    emulator.configure(identicalTokensWithinSecond=None)
 
 
 def test_token_is_reissued_for_same_user(any_api: Api, emulator: Emulator, identical_tokens: bool):
@@ -190,16 +173,14 @@ def test_a_no_cache_request_that_joins_a_first_call_under_way_gets_a_token_issue
     api: Api, slow_acs: Emulator, identical_tokens: bool
 ):
     """The cold path too: a second no-cache request of a new user, sent while the first call's
-    create is under way (ACS answers after a second), shares that identity but not the token the
-    create returned, which began before it came: one create and one issue, counted at ACS."""
+    create is at ACS (seen under way at the emulator, which answers after a second), shares that
+    identity but not the token the create returned, which began before it came: one create and
+    one issue, counted at ACS."""
     user = new_user()
     creates, issues = slow_acs.calls(*CREATES), slow_acs.calls("issueAccessToken")
     with ThreadPoolExecutor(1) as pool:
         first = pool.submit(lambda: Api(api.base).token(user, fresh=True))
-        # The emulator logs a call only once answered, so the create cannot be seen under way:
-        # half of ACS's one-second answer puts the next request inside it (were it to come first
-        # instead, the roles swap and the counts below still hold).
-        time.sleep(0.5)
+        slow_acs.wait_until_under_way(*CREATES)
         second = Api(api.base).token(user, fresh=True)
         first = first.result()
     assert (first.status_code, second.status_code) == (200, 200), (first.text, second.text)

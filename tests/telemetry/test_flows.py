@@ -12,9 +12,8 @@ from __future__ import annotations
 import re
 import secrets
 import time
-import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pytest
 import requests
@@ -144,16 +143,6 @@ def test_a_repeated_token_is_counted_as_handed_out_again_not_issued(
     assert again.status_code == 200 and again.json()["token"] == first["token"]
     assert moved(before, figures(telemetry_host)) == {"reused": 1}
     assert emulator.calls(*CREATES, "issueAccessToken") == calls  # ACS was not asked
-
-
-@pytest.fixture(params=["unique tokens", "same-second identical tokens"])
-def identical_tokens(request: pytest.FixtureRequest, emulator: Emulator) -> Iterator[bool]:
-    """Real ACS may give the same string for identical issues within one second (../ACS_FACTS.md,
-    "Tokens"): a new token is shown by ACS's issue calls, the strings compared only where unique."""
-    identical = request.param != "unique tokens"
-    emulator.configure(identicalTokensWithinSecond=identical)
-    yield identical
-    emulator.configure(identicalTokensWithinSecond=None)
 
 
 def test_a_no_cache_request_is_counted_as_a_token_issued_at_acs(
