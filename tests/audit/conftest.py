@@ -6,15 +6,14 @@ from __future__ import annotations
 from typing import Iterator
 
 import pytest
-import yarl
 from aiohttp import web
 
 from tests.conftest import Api, FunctionHost
 from tests.guest.conftest import GuestHost
-from tests.service.test_mapping_write_failure import InsertFailingProxy
+from tests.table_proxy import TableProxy
 
 
-class CountingTableProxy(InsertFailingProxy):
+class CountingTableProxy(TableProxy):
     """Forwards every Table Storage request to Azurite unchanged and records it (method, path):
     how a test sees whether a request path read or wrote the table at all."""
 
@@ -22,17 +21,9 @@ class CountingTableProxy(InsertFailingProxy):
         self.seen: list[tuple[str, str]] = []
         super().__init__(upstream, ca_file)
 
-    async def _forward(self, request: web.Request) -> web.Response:
+    async def answer(self, request: web.Request) -> web.Response:
         self.seen.append((request.method, request.path))
-        body = await request.read()
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
-        upstream_origin = self.upstream.split("/devstoreaccount1")[0]
-        target = yarl.URL(upstream_origin + request.raw_path, encoded=True)  # as signed: no re-encoding
-        async with self._session.request(request.method, target, headers=headers, data=body or None) as answer:
-            payload = await answer.read()
-            out = {k: v for k, v in answer.headers.items()
-                   if k.lower() not in ("content-length", "transfer-encoding", "content-encoding")}
-            return web.Response(status=answer.status, body=payload, headers=out)
+        return await self.forward(request)
 
 
 @pytest.fixture(scope="module")

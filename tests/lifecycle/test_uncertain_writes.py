@@ -11,18 +11,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
-import ssl
-import threading
 from typing import Iterator
 
-import aiohttp
 import pytest
-import yarl
 from aiohttp import web
 
-from tests.conftest import Api, Emulator, FunctionHost, free_port, new_user
+from tests.conftest import Api, Emulator, FunctionHost, new_user
+from tests.table_proxy import TableProxy, is_entity_insert, refused_as_busy
 
 from .conftest import control, mapping_row
 
@@ -85,60 +81,24 @@ def test_an_acs_failure_is_logged_with_its_ms_cv(watched: FunctionHost, emulator
     assert re.search(r"acs issue_token failed: 503 \S+ ms_cv=[A-Za-z0-9+/]{22}\.0", watched.log_text())
 
 
-class ReplyLosingProxy:
-    """Forwards to Azurite's table endpoint; the first entity insert reaches Azurite, but its
-    reply is replaced by a 503, as when the connection drops after the write."""
+class ReplyLosingProxy(TableProxy):
+    """The first entity insert reaches Azurite, but its reply is replaced by a 503, as when the
+    connection drops after the write."""
 
     def __init__(self, upstream: str, ca_file: str) -> None:
-        self.port = free_port()
-        self.upstream = upstream.rstrip("/")
-        self.ca_file = ca_file
         self.lost_replies = 0
         self.inserts = 0
-        self._loop = asyncio.new_event_loop()
-        ready = threading.Event()
+        super().__init__(upstream, ca_file)
 
-        def run() -> None:
-            asyncio.set_event_loop(self._loop)
-            self._loop.run_until_complete(self._start())
-            ready.set()
-            self._loop.run_forever()
-
-        threading.Thread(target=run, daemon=True).start()
-        ready.wait(10)
-
-    async def _start(self) -> None:
-        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ssl.create_default_context(cafile=self.ca_file)))
-        app = web.Application(client_max_size=10 * 1024 * 1024)
-        app.router.add_route("*", "/{tail:.*}", self._forward)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-
-    async def _forward(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
-        origin = self.upstream.split("/devstoreaccount1")[0]
-        target = yarl.URL(origin + request.raw_path, encoded=True)  # as signed: no re-encoding
-        async with self._session.request(request.method, target, headers=headers, data=body or None) as answer:
-            payload = await answer.read()
-            out = {k: v for k, v in answer.headers.items() if k.lower() not in ("content-length", "transfer-encoding", "content-encoding")}
-            status = answer.status
-        is_insert = request.method == "POST" and "$batch" not in request.path and request.path.count("/") == 2
-        if is_insert:
-            self.inserts += 1
-        if is_insert and status == 201 and self.lost_replies == 0:
+    async def answer(self, request: web.Request) -> web.Response:
+        answer = await self.forward(request)
+        if not is_entity_insert(request):
+            return answer
+        self.inserts += 1
+        if answer.status == 201 and self.lost_replies == 0:
             self.lost_replies += 1
-            return web.json_response({"odata.error": {"code": "ServerBusy", "message": {"value": "reply lost"}}}, status=503)
-        return web.Response(status=status, body=payload, headers=out)
-
-    def stop(self) -> None:
-        async def close() -> None:
-            await self._runner.cleanup()
-            await self._session.close()
-
-        asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
+            return refused_as_busy("reply lost")
+        return answer
 
 
 def test_an_insert_whose_reply_was_lost_is_recognised_as_ours_by_reading_the_row_back(
@@ -149,8 +109,8 @@ def test_an_insert_whose_reply_was_lost_is_recognised_as_ours_by_reading_the_row
     host = FunctionHost(stack, {
         "TABLES_ENDPOINT": "",
         "TABLES_CONNECTION_STRING": (
-            f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={account_key};"
-            f"TableEndpoint=http://127.0.0.1:{proxy.port}/devstoreaccount1;"
+            f"DefaultEndpointsProtocol=https;AccountName=devstoreaccount1;AccountKey={account_key};"
+            f"TableEndpoint={proxy.endpoint};"
         ),
     }, "lifecycle-lost-insert-reply")
     try:

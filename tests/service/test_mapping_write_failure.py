@@ -10,73 +10,27 @@ the lookup succeeded) is what the test needs; everything else is the real stack.
 
 from __future__ import annotations
 
-import asyncio
-import ssl
-import threading
-from pathlib import Path
 from typing import Iterator
 
-import aiohttp
 import pytest
-import yarl
 from aiohttp import web
 
 from tests.conftest import CREATES, Api, Emulator, FunctionHost, expect_error, new_user
+from tests.table_proxy import TableProxy, is_entity_insert, refused_as_busy
 
 
-class InsertFailingProxy:
-    """Forwards HTTPS to Azurite's table endpoint; POSTs to a table (inserts) fail with 503."""
+class InsertFailingProxy(TableProxy):
+    """Reads and other writes pass through to Azurite; POSTs to a table (inserts) fail with 503."""
 
     def __init__(self, upstream: str, ca_file: str) -> None:
-        self.port = 0
-        self.upstream = upstream.rstrip("/")
-        self.ca_file = ca_file
         self.failed_inserts = 0
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        threading.Thread(target=self._run, daemon=True).start()
-        if not self._ready.wait(10):
-            raise RuntimeError("the proxy did not start")
+        super().__init__(upstream, ca_file)
 
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(self._start())
-        self._ready.set()
-        self._loop.run_forever()
-
-    async def _start(self) -> None:
-        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ssl.create_default_context(cafile=self.ca_file)))
-        app = web.Application(client_max_size=10 * 1024 * 1024)
-        app.router.add_route("*", "/{tail:.*}", self._forward)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        pki = Path(self.ca_file).parent
-        served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        served.load_cert_chain(pki / "server.pem", pki / "server.key")
-        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=served)  # port 0: never a taken port
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-
-    async def _forward(self, request: web.Request) -> web.Response:
-        if request.method == "POST" and "$batch" not in request.path and request.path.count("/") == 2:
+    async def answer(self, request: web.Request) -> web.Response:
+        if is_entity_insert(request):
             self.failed_inserts += 1
-            return web.json_response({"odata.error": {"code": "ServerBusy", "message": {"value": "injected"}}}, status=503)
-        body = await request.read()
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
-        upstream_origin = self.upstream.split("/devstoreaccount1")[0]
-        target = yarl.URL(upstream_origin + request.raw_path, encoded=True)  # as signed: no re-encoding
-        async with self._session.request(request.method, target, headers=headers, data=body or None) as answer:
-            payload = await answer.read()
-            out = {k: v for k, v in answer.headers.items() if k.lower() not in ("content-length", "transfer-encoding", "content-encoding")}
-            return web.Response(status=answer.status, body=payload, headers=out)
-
-    def stop(self) -> None:
-        async def close() -> None:
-            await self._runner.cleanup()
-            await self._session.close()
-
-        asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
+            return refused_as_busy("injected")
+        return await self.forward(request)
 
 
 @pytest.fixture(scope="module", params=["managed-identity", "connection-strings"])
