@@ -209,6 +209,16 @@ def emulator(stack: dict) -> Iterator[Emulator]:
 
 
 @pytest.fixture
+def quiet_emulator(emulator: Emulator) -> Iterator[Emulator]:
+    """The emulator, with no fault, latency or resource switch outliving the test that set it."""
+    emulator.clear_faults()
+    yield emulator
+    emulator.clear_faults()
+    emulator.configure(latencyMs=None)
+    requests.put(f"{emulator.base}/_emulator/resource", json={"resourceId": None}, verify=emulator.ca, timeout=30)
+
+
+@pytest.fixture
 def acs_behaves(emulator: Emulator) -> Iterator[Callable[..., None]]:
     """Set emulator knobs (what real ACS does but does not document) for one test; they go back
     to the stack's defaults afterwards, and injected faults are cleared."""

@@ -82,13 +82,9 @@ def chaos_host(stack: dict) -> Iterator[Callable[..., ChaosHost]]:
 
 
 @pytest.fixture
-def acs(emulator: Emulator) -> Iterator[Emulator]:
+def acs(quiet_emulator: Emulator) -> Emulator:
     """The emulator, with no fault, latency or resource switch outliving the test."""
-    emulator.clear_faults()
-    yield emulator
-    emulator.clear_faults()
-    emulator.configure(latencyMs=None)
-    requests.put(f"{emulator.base}/_emulator/resource", json={"resourceId": None}, verify=emulator.ca, timeout=30)
+    return quiet_emulator
 
 
 def recorded(table: Any) -> set[str]:

@@ -39,15 +39,6 @@ def _unavailable(response: requests.Response) -> dict[str, str]:
     return error_body(response)
 
 
-@pytest.fixture
-def clean_emulator(emulator: Emulator) -> Iterator[Emulator]:
-    """No fault or latency outlives the test that set it."""
-    emulator.clear_faults()
-    yield emulator
-    emulator.clear_faults()
-    emulator.configure(latencyMs=None)
-
-
 def _faulted(emulator: Emulator) -> int:
     return sum(emulator.stats().get("faulted", {}).values())
 
@@ -55,30 +46,30 @@ def _faulted(emulator: Emulator) -> int:
 # -- ACS: errors ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("status", [429, 500, 503])
-def test_transient_acs_errors_on_issue_are_retried_into_a_success(api: Api, clean_emulator: Emulator, status: int):
+def test_transient_acs_errors_on_issue_are_retried_into_a_success(api: Api, quiet_emulator: Emulator, status: int):
     """Two failures in a row fit the retry budget: the refresh succeeds, after three issue calls."""
     user = new_user()
     first = _ok(api.token(user))
-    before, issues = _faulted(clean_emulator), clean_emulator.calls("issueAccessToken")
-    clean_emulator.fault(status, count=2, operations=["issueAccessToken"], retry_after=1)
+    before, issues = _faulted(quiet_emulator), quiet_emulator.calls("issueAccessToken")
+    quiet_emulator.fault(status, count=2, operations=["issueAccessToken"], retry_after=1)
     again = _ok(api.token(user, fresh=True))
     assert again["communicationUserId"] == first["communicationUserId"]
-    assert _faulted(clean_emulator) - before == 2, "the faults were not all met (and retried)"
-    assert clean_emulator.calls("issueAccessToken") - issues == 3
-    assert clean_emulator.verify(again["token"])["valid"]
+    assert _faulted(quiet_emulator) - before == 2, "the faults were not all met (and retried)"
+    assert quiet_emulator.calls("issueAccessToken") - issues == 3
+    assert quiet_emulator.verify(again["token"])["valid"]
     FIGURES.survived(f"ACS {status} x2 on issue: retried")
 
 
 @pytest.mark.parametrize("status", [429, 500, 503])
-def test_a_failed_create_is_not_retried_blindly_and_the_user_retries(api: Api, clean_emulator: Emulator, status: int):
+def test_a_failed_create_is_not_retried_blindly_and_the_user_retries(api: Api, quiet_emulator: Emulator, status: int):
     """ACS has no idempotent create, so a failed one is not repeated by the service (a repeat
     could make a second identity): one create call, 503 with Retry-After, no mapping; the
     user's own retry then gets the identity."""
     user = new_user()
-    creates = clean_emulator.calls(*CREATES)
-    clean_emulator.fault(status, count=1, operations=["createIdentity"], retry_after=1)
+    creates = quiet_emulator.calls(*CREATES)
+    quiet_emulator.fault(status, count=1, operations=["createIdentity"], retry_after=1)
     _unavailable(api.token(user))
-    assert clean_emulator.calls(*CREATES) - creates == 1
+    assert quiet_emulator.calls(*CREATES) - creates == 1
     expect_error(api.call("GET", "/api/identity", user), 404, "IdentityNotFound")
     issued = _ok(api.token(user))
     assert api.call("GET", "/api/identity", user).json()["communicationUserId"] == issued["communicationUserId"]
@@ -86,31 +77,31 @@ def test_a_failed_create_is_not_retried_blindly_and_the_user_retries(api: Api, c
 
 
 @pytest.mark.parametrize("status", [429, 500, 503])
-def test_persistent_acs_errors_give_503_with_retry_after_then_recover(api: Api, clean_emulator: Emulator, status: int):
+def test_persistent_acs_errors_give_503_with_retry_after_then_recover(api: Api, quiet_emulator: Emulator, status: int):
     user = new_user()
-    clean_emulator.fault(status, count=50, operations=["createIdentity"], retry_after=1)
+    quiet_emulator.fault(status, count=50, operations=["createIdentity"], retry_after=1)
     _unavailable(api.token(user))
     assert api.call("GET", "/api/identity", user).status_code == 404, "a failed first call must not leave a mapping"
 
-    clean_emulator.clear_faults()
+    quiet_emulator.clear_faults()
     first = _ok(api.token(user))
-    clean_emulator.fault(status, count=50, operations=["issueAccessToken"], retry_after=1)
+    quiet_emulator.fault(status, count=50, operations=["issueAccessToken"], retry_after=1)
     _unavailable(api.token(user, fresh=True))
-    clean_emulator.clear_faults()
+    quiet_emulator.clear_faults()
     assert _ok(api.token(user, fresh=True))["communicationUserId"] == first["communicationUserId"]
     FIGURES.survived(f"ACS {status} persistent: 503 + Retry-After, recovered")
 
 
-def test_acs_failing_revoke_and_delete_give_503_and_keep_the_identity(api: Api, clean_emulator: Emulator):
+def test_acs_failing_revoke_and_delete_give_503_and_keep_the_identity(api: Api, quiet_emulator: Emulator):
     user = new_user()
     issued = _ok(api.token(user))
-    clean_emulator.fault(503, count=50, operations=["revokeAccessTokens", "deleteIdentity"], retry_after=1)
+    quiet_emulator.fault(503, count=50, operations=["revokeAccessTokens", "deleteIdentity"], retry_after=1)
     _unavailable(api.call("POST", "/api/token/revoke", user))
     _unavailable(api.call("DELETE", "/api/identity", user))
     assert api.call("GET", "/api/identity", user).json()["communicationUserId"] == issued["communicationUserId"]
-    clean_emulator.clear_faults()
+    quiet_emulator.clear_faults()
     assert api.call("DELETE", "/api/identity", user).status_code == 204
-    assert issued["communicationUserId"] not in clean_emulator.identities()
+    assert issued["communicationUserId"] not in quiet_emulator.identities()
     FIGURES.survived("ACS 503 on revoke and delete: 503, identity kept, deleted after")
 
 
@@ -122,41 +113,41 @@ def impatient_api(start_host: Callable[[dict[str, str], str], Api]) -> Api:
     return start_host({"DEPENDENCY_TIMEOUT_SECONDS": "2"}, "impatient")
 
 
-def test_slow_acs_gives_503_not_a_hang(impatient_api: Api, clean_emulator: Emulator):
+def test_slow_acs_gives_503_not_a_hang(impatient_api: Api, quiet_emulator: Emulator):
     """ACS answering after the budget: the caller gets 503 with Retry-After well before its own
     timeout (the request below would fail with a timeout if the service hung)."""
     known = new_user()
     first = _ok(impatient_api.token(known))
-    clean_emulator.configure(latencyMs=4000)
+    quiet_emulator.configure(latencyMs=4000)
     response = impatient_api.session.post(f"{impatient_api.base}/api/token", headers={**known.headers, "Cache-Control": "no-cache"},
                                           timeout=15)
     _unavailable(response)
-    clean_emulator.configure(latencyMs=None)
+    quiet_emulator.configure(latencyMs=None)
     assert _ok(impatient_api.token(known, fresh=True))["communicationUserId"] == first["communicationUserId"]
     FIGURES.survived("ACS slower than the budget on issue: 503, recovered")
 
 
-def test_slow_acs_on_first_call_gives_503_and_no_orphan(impatient_api: Api, clean_emulator: Emulator):
+def test_slow_acs_on_first_call_gives_503_and_no_orphan(impatient_api: Api, quiet_emulator: Emulator):
     """The first call's create is slower than the budget: 503 and no mapping. ACS has no
     idempotent create, so the service lets the slow create finish and deletes the identity it
     returns: once it has, ACS holds no identity the service did not map. The user's retry gets one."""
     user = new_user()
-    before = clean_emulator.identities()
-    deletes_before = clean_emulator.stats()["calls"].get("deleteIdentity", 0)
-    clean_emulator.configure(latencyMs=3000)
+    before = quiet_emulator.identities()
+    deletes_before = quiet_emulator.stats()["calls"].get("deleteIdentity", 0)
+    quiet_emulator.configure(latencyMs=3000)
     response = impatient_api.session.post(f"{impatient_api.base}/api/token", headers=user.headers, timeout=15)
     _unavailable(response)
-    clean_emulator.configure(latencyMs=None)
+    quiet_emulator.configure(latencyMs=None)
     assert impatient_api.call("GET", "/api/identity", user).status_code == 404
     deadline = time.monotonic() + 15
-    while clean_emulator.identities() - before:
+    while quiet_emulator.identities() - before:
         assert time.monotonic() < deadline, "the identity created after the budget was not deleted"
         time.sleep(0.2)
     deadline = time.monotonic() + 15
-    while clean_emulator.stats()["calls"].get("deleteIdentity", 0) == deletes_before:  # ACS did create it
+    while quiet_emulator.stats()["calls"].get("deleteIdentity", 0) == deletes_before:  # ACS did create it
         assert time.monotonic() < deadline, "the slow create's identity was never deleted"
         time.sleep(0.2)
-    assert not clean_emulator.identities() - before
+    assert not quiet_emulator.identities() - before
     issued = _ok(impatient_api.token(user))
     assert impatient_api.call("GET", "/api/identity", user).json()["communicationUserId"] == issued["communicationUserId"]
     FIGURES.survived("ACS slower than the budget on create: 503, late identity deleted")
@@ -211,7 +202,7 @@ def test_table_storage_down_gives_503_then_recovers(tables_via_proxy: Api, table
 
 
 def test_table_storage_lost_between_create_and_mapping_leaves_no_orphan(
-    tables_via_proxy: Api, tables_back_up: FaultProxy, clean_emulator: Emulator, table: Any
+    tables_via_proxy: Api, tables_back_up: FaultProxy, quiet_emulator: Emulator, table: Any
 ):
     """Azurite goes away after the user's mapping was looked up but before the new identity's
     mapping is written (ACS is made slow so the test can cut in between): the service must
@@ -219,9 +210,9 @@ def test_table_storage_lost_between_create_and_mapping_leaves_no_orphan(
     api, proxy = tables_via_proxy, tables_back_up
     _ok(api.token(new_user()))  # warm: credentials fetched, table exists, connections pooled
     user = new_user()
-    before = orphans(clean_emulator, table)
-    clean_emulator.configure(latencyMs=2500)
-    creates, deletes = clean_emulator.calls(*CREATES), clean_emulator.calls("deleteIdentity")
+    before = orphans(quiet_emulator, table)
+    quiet_emulator.configure(latencyMs=2500)
+    creates, deletes = quiet_emulator.calls(*CREATES), quiet_emulator.calls("deleteIdentity")
     traffic = proxy.bytes_to_client
     result: dict[str, requests.Response] = {}
     worker = threading.Thread(target=lambda: result.setdefault("r", api.token(user)))
@@ -231,11 +222,11 @@ def test_table_storage_lost_between_create_and_mapping_leaves_no_orphan(
     proxy.wait_quiet(0.5)  # …and finished; ACS is now creating the identity
     proxy.down()
     worker.join(60)
-    clean_emulator.configure(latencyMs=None)
+    quiet_emulator.configure(latencyMs=None)
     _unavailable(result["r"])
-    assert clean_emulator.calls(*CREATES) - creates == 1, "ACS never created the identity: the cut came too early"
-    assert clean_emulator.calls("deleteIdentity") - deletes == 1, "the identity whose mapping was lost was not deleted"
-    assert orphans(clean_emulator, table) == before, "the identity made before the mapping write failed is orphaned"
+    assert quiet_emulator.calls(*CREATES) - creates == 1, "ACS never created the identity: the cut came too early"
+    assert quiet_emulator.calls("deleteIdentity") - deletes == 1, "the identity whose mapping was lost was not deleted"
+    assert orphans(quiet_emulator, table) == before, "the identity made before the mapping write failed is orphaned"
 
     proxy.up()
     issued = _ok(api.token(user))
@@ -357,22 +348,22 @@ def test_acs_unreachable_gives_503_and_no_mapping_then_recovers(
 
 
 @pytest.mark.parametrize("status", [401, 403])
-def test_acs_refusing_the_service_gives_503_not_the_callers_error(api: Api, clean_emulator: Emulator, status: int):
+def test_acs_refusing_the_service_gives_503_not_the_callers_error(api: Api, quiet_emulator: Emulator, status: int):
     """ACS refusing a request the service made (a missing role, the wrong resource) is the
     deployment's problem, not the caller's: 503 with Retry-After on create, issue, revoke and
     delete, no mapping for a first call, and the identity kept when its delete was refused."""
     user = new_user()
-    clean_emulator.fault(status, count=50, operations=["createIdentity"], retry_after=None)
+    quiet_emulator.fault(status, count=50, operations=["createIdentity"], retry_after=None)
     expect_error(api.token(user), 503, "ServiceUnavailable")
-    clean_emulator.clear_faults()
+    quiet_emulator.clear_faults()
     expect_error(api.call("GET", "/api/identity", user), 404, "IdentityNotFound")
 
     issued = _ok(api.token(user))
-    clean_emulator.fault(status, count=50, operations=["issueAccessToken", "revokeAccessTokens", "deleteIdentity"], retry_after=None)
+    quiet_emulator.fault(status, count=50, operations=["issueAccessToken", "revokeAccessTokens", "deleteIdentity"], retry_after=None)
     expect_error(api.token(user, fresh=True), 503, "ServiceUnavailable")
     expect_error(api.call("POST", "/api/token/revoke", user), 503, "ServiceUnavailable")
     expect_error(api.call("DELETE", "/api/identity", user), 503, "ServiceUnavailable")
-    clean_emulator.clear_faults()
-    assert issued["communicationUserId"] in clean_emulator.identities()
+    quiet_emulator.clear_faults()
+    assert issued["communicationUserId"] in quiet_emulator.identities()
     assert api.call("GET", "/api/identity", user).json()["communicationUserId"] == issued["communicationUserId"]
     FIGURES.survived(f"ACS {status} refusing the service: 503, identity kept")

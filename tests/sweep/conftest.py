@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterator
 import pytest
 import requests
 
-from tests.conftest import Api, Emulator, FunctionHost, User, new_user
+from tests.conftest import Api, FunctionHost, User, new_user
 
 ADMIN = ("anonymous", "authenticated", "admin")
 _SUMMARY = re.compile(r"cleanup (dry run )?found=(\d+) deleted=(\d+) already_gone=(\d+) retained=(\d+) failed=(\d+) "
@@ -90,12 +90,3 @@ def sweep_host(stack: dict) -> Iterator[Callable[..., SweepHost]]:
     yield start
     for host in hosts:
         host.stop()
-
-
-@pytest.fixture
-def quiet_emulator(emulator: Emulator) -> Iterator[Emulator]:
-    """No latency or fault outlives the test that set it."""
-    emulator.clear_faults()
-    yield emulator
-    emulator.clear_faults()
-    emulator.configure(latencyMs=None)
