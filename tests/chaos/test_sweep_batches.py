@@ -25,9 +25,9 @@ import requests
 from shared.acs_identity import AcsIdentityClient
 from shared.cleanup import Sweeper
 from shared.identity_store import IdentityStore
-from shared.retry import pipeline_options
 from shared.settings import load_settings
 from tests.conftest import Emulator
+from tests.table_client_policy import store_with_policy
 
 ROWS = 150  # two batches: 100 and 50
 
@@ -76,24 +76,16 @@ class BatchFault:
         self.policy = Policy()
 
 
-def _store(settings: Any, stack: dict, fault: BatchFault | None = None) -> IdentityStore:
-    store = IdentityStore(settings)
-    if fault is not None:
-        from azure.data.tables.aio import TableClient
-
-        options = pipeline_options(settings.dependency_timeout_seconds, dependency="tables")
-        store._client = TableClient.from_connection_string(  # the app's own client, plus the fault
-            stack["tablesConnectionString"], table_name=settings.identity_table,
-            per_call_policies=[fault.policy], **options)
-    return store
-
-
-async def _sweep(settings: Any, store: IdentityStore) -> Any:
+async def _sweep(settings: Any, policy: Any = None) -> Any:
+    """One run of the sweep with a store and an ACS client of its own; ``policy`` (a fault)
+    sits in the store's Table client pipeline when given."""
+    store = IdentityStore(settings) if policy is None else store_with_policy(settings, policy)
     acs = AcsIdentityClient(settings, retries=0)
     try:
         return await Sweeper(settings, store, acs).run()
     finally:
         await acs.close()
+        await store.close()
 
 
 def _unmapped_identities(stack: dict, table: Any, count: int) -> set[str]:
@@ -123,11 +115,7 @@ async def test_an_unmapped_batch_lost_to_a_table_failure_does_not_stop_the_next_
     identities = _unmapped_identities(stack, table, ROWS)
     settings = _settings(stack, name)
     fault = BatchFault(commit)
-    store = _store(settings, stack, fault)
-    try:
-        report = await _sweep(settings, store)
-    finally:
-        await store.close()
+    report = await _sweep(settings, fault.policy)
     assert fault.failed == 1
     assert not identities & emulator.identities(), "every identity was deleted at ACS before its row went"
     left = _rows(table, "unmapped")
@@ -146,19 +134,11 @@ async def test_unmapped_rows_a_failed_batch_left_are_removed_by_the_next_run_wit
     name, table = own_table
     identities = _unmapped_identities(stack, table, ROWS)
     settings = _settings(stack, name)
-    store = _store(settings, stack, BatchFault(commit=False))
-    try:
-        await _sweep(settings, store)
-    finally:
-        await store.close()
+    await _sweep(settings, BatchFault(commit=False).policy)
     assert _rows(table, "unmapped"), "the failure left rows for the next run"
     assert not identities & emulator.identities()
     deletes = emulator.calls("deleteIdentity")
-    store = _store(settings, stack)
-    try:
-        second = await _sweep(settings, store)
-    finally:
-        await store.close()
+    second = await _sweep(settings)
     assert _rows(table, "unmapped") == set(), second.summary()
     assert second.failed == 0 and second.left == 0, second.summary()
     assert emulator.calls("deleteIdentity") - deletes == second.unmapped_deleted > 0
@@ -175,20 +155,12 @@ async def test_an_unmapped_row_stays_while_acs_fails_its_delete_and_goes_on_the_
     settings = _settings(stack, name)
     requests.post(f"{acs.base}/_emulator/faults", verify=acs.ca, timeout=30,
                   json={"status": 503, "count": 2, "after": 2, "operations": ["deleteIdentity"]}).raise_for_status()
-    store = _store(settings, stack)
-    try:
-        report = await _sweep(settings, store)
-    finally:
-        await store.close()
+    report = await _sweep(settings)
     acs.clear_faults()
     live = identities & acs.identities()
     assert len(live) == 2 and report.failed == 2 and report.unmapped_deleted == 3, report.summary()
     assert _rows(table, "unmapped") == live, "a row goes only once its identity is deleted at ACS"
-    store = _store(settings, stack)
-    try:
-        second = await _sweep(settings, store)
-    finally:
-        await store.close()
+    second = await _sweep(settings)
     assert not identities & acs.identities() and _rows(table, "unmapped") == set(), second.summary()
 
 
@@ -201,12 +173,7 @@ async def test_two_sweeps_over_the_same_unmapped_rows_at_once_remove_them_all_wi
     name, table = own_table
     identities = _unmapped_identities(stack, table, ROWS)
     settings = _settings(stack, name)
-    stores = [_store(settings, stack), _store(settings, stack)]
-    try:
-        reports = await asyncio.gather(*(_sweep(settings, store) for store in stores))
-    finally:
-        for store in stores:
-            await store.close()
+    reports = await asyncio.gather(_sweep(settings), _sweep(settings))
     assert not identities & emulator.identities()
     assert _rows(table, "unmapped") == set()
     assert all(r.failed == 0 and r.left == 0 for r in reports), [r.summary() for r in reports]
@@ -230,11 +197,7 @@ async def test_a_failed_batch_of_reported_create_intents_does_not_stop_the_next_
         table.upsert_entity({"PartitionKey": "intents", "RowKey": request_id, "CreatedAt": old})
     settings = _settings(stack, name)
     fault = BatchFault(commit)
-    store = _store(settings, stack, fault)
-    try:
-        report = await _sweep(settings, store)
-    finally:
-        await store.close()
+    report = await _sweep(settings, fault.policy)
     assert fault.failed == 1 and report.uncertain == ROWS, report.summary()
     left = _rows(table, "intents")
     assert len(left) == (0 if commit else 100), (
@@ -254,11 +217,7 @@ async def test_a_batch_meeting_its_table_deleted_mid_sweep_recreates_it_and_the_
     settings = _settings(stack, name)
     service = TableServiceClient.from_connection_string(stack["tablesConnectionString"])
     fault = BatchFault(commit=False, before=lambda: service.delete_table(name))
-    store = _store(settings, stack, fault)
-    try:
-        report = await _sweep(settings, store)
-    finally:
-        await store.close()
+    report = await _sweep(settings, fault.policy)
     assert fault.failed == 1
     assert not identities & emulator.identities()
     assert report.unmapped_deleted == ROWS and report.failed == 0, report.summary()
@@ -295,17 +254,7 @@ async def test_a_batch_answered_server_busy_is_not_redone_as_a_hundred_single_de
                 seen["deletes"] += 1
             return await self.next.send(request)
 
-    settings = _settings(stack, name)
-    store = IdentityStore(settings)
-    from azure.data.tables.aio import TableClient
-
-    store._client = TableClient.from_connection_string(
-        stack["tablesConnectionString"], table_name=name, per_call_policies=[Busy()],
-        **pipeline_options(settings.dependency_timeout_seconds, dependency="tables"))
-    try:
-        report = await _sweep(settings, store)
-    finally:
-        await store.close()
+    report = await _sweep(_settings(stack, name), Busy())
     assert seen["batches"] == 2, report.summary()
     assert seen["deletes"] == 0, (
         f"{seen['deletes']} single deletes sent to a service that answered the batch ServerBusy ({report.summary()})")

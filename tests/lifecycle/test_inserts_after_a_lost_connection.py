@@ -17,17 +17,15 @@ import pytest
 
 from shared.errors import DependencyUnavailable
 from shared.identity_store import IdentityStore
-from shared.retry import pipeline_options
 from shared.settings import load_settings
+from tests.table_client_policy import store_with_policy
 
 pytestmark = pytest.mark.asyncio
-
 
 
 def _store(stack: dict, table: str, failures: int) -> tuple[IdentityStore, dict[str, int]]:
     from azure.core.exceptions import ServiceRequestError
     from azure.core.pipeline.policies import AsyncHTTPPolicy
-    from azure.data.tables.aio import TableClient
 
     seen = {"inserts": 0}
 
@@ -41,11 +39,7 @@ def _store(stack: dict, table: str, failures: int) -> tuple[IdentityStore, dict[
 
     settings = load_settings({"ACS_CONNECTION_STRING": stack["acsConnectionString"],
                               "TABLES_CONNECTION_STRING": stack["tablesConnectionString"], "IDENTITY_TABLE_NAME": table})
-    store = IdentityStore(settings)
-    store._client = TableClient.from_connection_string(  # the app's own client options, plus the lost connection
-        stack["tablesConnectionString"], table_name=table, per_call_policies=[LostConnection()],
-        **pipeline_options(settings.dependency_timeout_seconds, dependency="tables"))
-    return store, seen
+    return store_with_policy(settings, LostConnection()), seen
 
 
 async def test_a_guest_record_whose_connection_was_lost_is_sent_again_and_written(stack: dict, own_table):
