@@ -30,7 +30,7 @@ class CountingTableProxy(TableProxy):
 def counted_tables(stack: dict) -> Iterator[tuple[Api, CountingTableProxy]]:
     """A function host (managed identity, as deployed) whose every table request passes the proxy."""
     proxy = CountingTableProxy(stack["tablesEndpoint"], stack["caCertFile"])
-    host = FunctionHost(stack, {"TABLES_ENDPOINT": f"https://127.0.0.1:{proxy.port}/devstoreaccount1"}, "audit-counted-tables")
+    host = FunctionHost(stack, {"TABLES_ENDPOINT": proxy.endpoint}, "audit-counted-tables")
     yield Api(host.base, log=host.log), proxy
     host.stop()
     proxy.stop()
@@ -47,15 +47,8 @@ def audit_guests(stack: dict) -> Iterator[GuestHost]:
 @pytest.fixture(scope="module", autouse=True)
 def sweep_the_guests_made_here(request: pytest.FixtureRequest) -> Iterator[None]:
     """After each module: the guest identities its tests made (tests/guest/conftest.py's MADE,
-    which its ask() fills) are aged and swept, so no later sweep of the run meets one."""
-    from tests.guest.conftest import MADE as made, age_guests, guest_rows
+    which its ask() fills) are aged and swept by the audit's guest host."""
+    from tests.guest.conftest import sweep_the_guests_made
 
     yield
-    if not made:
-        return
-    table = request.getfixturevalue("table")
-    left = made & set(guest_rows(table))
-    if left:
-        age_guests(table, left)
-        request.getfixturevalue("audit_guests").sweep()
-    made.clear()
+    sweep_the_guests_made(request, "audit_guests")

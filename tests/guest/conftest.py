@@ -93,24 +93,30 @@ def failing_record(stack: dict) -> Iterator[tuple[Api, InsertFailingProxy]]:
     tests/service/test_mapping_write_failure.py): the one fault Azurite cannot inject."""
     proxy = InsertFailingProxy(stack["tablesEndpoint"], stack["caCertFile"])
     host = FunctionHost(stack, {"GUEST_ACCESS_ENABLED": "true",
-                                "TABLES_ENDPOINT": f"https://127.0.0.1:{proxy.port}/devstoreaccount1"}, "guests-failing-record")
+                                "TABLES_ENDPOINT": proxy.endpoint}, "guests-failing-record")
     yield Api(host.base, log=host.log), proxy
     host.stop()
     proxy.stop()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def sweep_the_guests_made_here(request: pytest.FixtureRequest) -> Iterator[None]:
-    """After each module: the guests it made are aged and swept (see MADE). The set is read
-    through the import name the test modules use: pytest loads this file under another name."""
+def sweep_the_guests_made(request: pytest.FixtureRequest, host: str) -> None:
+    """Age and sweep, through the guest host fixture named ``host``, the guests made since the
+    last call (see MADE), so no later sweep of the run meets one. The set is read through the
+    import name the test modules use: pytest loads this file under another name."""
     from tests.guest.conftest import MADE as made
 
-    yield
     if not made:
         return
     table = request.getfixturevalue("table")
     left = made & set(guest_rows(table))
     if left:
         age_guests(table, left)
-        request.getfixturevalue("guests").sweep()
+        request.getfixturevalue(host).sweep()
     made.clear()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def sweep_the_guests_made_here(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After each module: the guests it made are aged and swept."""
+    yield
+    sweep_the_guests_made(request, "guests")

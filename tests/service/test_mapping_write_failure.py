@@ -36,7 +36,7 @@ class InsertFailingProxy(TableProxy):
 @pytest.fixture(scope="module", params=["managed-identity", "connection-strings"])
 def failing_writes(request: pytest.FixtureRequest, stack: dict) -> Iterator[tuple[Api, InsertFailingProxy]]:
     proxy = InsertFailingProxy(stack["tablesEndpoint"], stack["caCertFile"])
-    through_proxy = f"https://127.0.0.1:{proxy.port}/devstoreaccount1"
+    through_proxy = proxy.endpoint
     if request.param == "managed-identity":
         overrides = {"TABLES_ENDPOINT": through_proxy}
     else:
