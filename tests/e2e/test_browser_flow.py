@@ -9,30 +9,14 @@ serves that file from the repository's npm copy of jquery, so the CLI's real sig
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-# Another running stack can be named with LOCAL_STACK_FILE.
-STACK_FILE = Path(os.environ.get("LOCAL_STACK_FILE", REPO_ROOT / "local.stack.json"))
-ARTIFACTS = REPO_ROOT / "test-artifacts" / "e2e"
-BROWSER_FLOW = Path(__file__).with_name("browser_flow.mjs")
-CHROMIUM = Path("/usr/bin/chromium")
+from tests.e2e.walk import ARTIFACTS, local_stack, reached, walk
 
 pytestmark = pytest.mark.timeout(300)
-
-
-def _stack() -> dict[str, Any]:
-    if not STACK_FILE.exists():
-        pytest.fail("the local stack is not running (local.stack.json is missing): run the tests with `make test`")
-    return json.loads(STACK_FILE.read_text(encoding="utf-8"))
 
 
 def _configure_emulator(stack: dict[str, Any], **knobs: Any) -> None:
@@ -44,11 +28,7 @@ def _configure_emulator(stack: dict[str, Any], **knobs: Any) -> None:
 @pytest.fixture(scope="module")
 def walk_through() -> dict[str, Any]:
     """Runs the browser walk-through once; the tests below each check one part of what it saw."""
-    stack = _stack()
-    if not CHROMIUM.exists():
-        pytest.fail("Debian's chromium is missing: apt-get update && apt-get install -y chromium")
-    if shutil.which("node") is None:
-        pytest.fail("node is not on PATH")
+    stack = local_stack()
     try:
         requests.get(f"{stack['staticWebApp']}/signin.html", timeout=10).raise_for_status()
     except requests.RequestException as error:
@@ -58,64 +38,39 @@ def walk_through() -> dict[str, Any]:
     # runs with the emulator doing the same, so nothing it checks relies on enforcement at once.
     _configure_emulator(stack, revocationDelaySeconds=900)
     try:
-        done = subprocess.run(
-            ["node", str(BROWSER_FLOW), "--stack", str(STACK_FILE), "--artifacts", str(ARTIFACTS)],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=240,
-            check=False,
-        )
+        return walk("browser_flow.mjs", timeout=240)
     finally:
         _configure_emulator(stack, revocationDelaySeconds=None)
-    lines = done.stdout.strip().splitlines()
-    try:
-        report: dict[str, Any] = json.loads(lines[-1])
-    except (IndexError, json.JSONDecodeError):
-        pytest.fail(f"the browser walk-through reported nothing (exit {done.returncode}):\n{done.stderr[-4000:]}")
-    report["exitCode"] = done.returncode
-    report["stderr"] = done.stderr[-4000:]
-    return report
-
-
-def _reached(report: dict[str, Any], step: str) -> dict[str, Any]:
-    for seen in report["steps"]:
-        if seen["name"] == step:
-            return seen
-    pytest.fail(
-        f"the walk-through stopped before '{step}': {report.get('error')}\n"
-        f"screenshots: {report.get('screenshots')}\n{report['stderr']}"
-    )
 
 
 def test_unauthenticated_visit_is_sent_to_sign_in(walk_through: dict[str, Any]) -> None:
-    seen = _reached(walk_through, "unauthenticated visit is sent to sign-in")
+    seen = reached(walk_through, "unauthenticated visit is sent to sign-in")
     assert seen["landedOn"] == "/signin.html"
 
 
 def test_signed_in_person_sees_their_identity_and_a_future_expiry(walk_through: dict[str, Any]) -> None:
-    seen = _reached(walk_through, "signed in and shown an identity with a future expiry")
+    seen = reached(walk_through, "signed in and shown an identity with a future expiry")
     assert seen["expiresInMinutes"] > 0
     assert sorted(seen["scopes"].split(", ")) == ["chat", "voip"]
 
 
 def test_refresh_gives_a_new_token_for_the_same_identity(walk_through: dict[str, Any]) -> None:
-    _reached(walk_through, "refresh gives a new token for the same identity")
+    reached(walk_through, "refresh gives a new token for the same identity")
 
 
 def test_tokens_issued_before_revoking_are_revoked_at_acs(walk_through: dict[str, Any]) -> None:
     """ACS's record of the revocation, not its enforcement: the walk-through runs while the
     emulator, like real ACS, keeps accepting revoked tokens for 15 minutes."""
-    _reached(walk_through, "tokens issued before revoking are revoked at ACS")
-    _reached(walk_through, "a token issued after revoking works")
+    reached(walk_through, "tokens issued before revoking are revoked at ACS")
+    reached(walk_through, "a token issued after revoking works")
 
 
 def test_deleted_identity_is_gone_with_its_tokens(walk_through: dict[str, Any]) -> None:
-    _reached(walk_through, "deleted identity is gone and its token names a deleted identity")
+    reached(walk_through, "deleted identity is gone and its token names a deleted identity")
 
 
 def test_signed_out_person_is_sent_to_sign_in(walk_through: dict[str, Any]) -> None:
-    _reached(walk_through, "signed out and sent to sign-in again")
+    reached(walk_through, "signed out and sent to sign-in again")
 
 
 def test_page_keeps_the_console_clean_and_never_shows_a_token(walk_through: dict[str, Any]) -> None:

@@ -12,84 +12,46 @@ serves that file from the repository's npm copy of jquery (tests/e2e/browser_kit
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.e2e.own_site import static_web_app
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-STACK_FILE = Path(os.environ.get("LOCAL_STACK_FILE", REPO_ROOT / "local.stack.json"))
-ARTIFACTS = REPO_ROOT / "test-artifacts" / "e2e"
-SCRIPT = Path(__file__).with_name("guest_flow.mjs")
-CHROMIUM = Path("/usr/bin/chromium")
+from tests.e2e.walk import ARTIFACTS, local_stack, reached, walk
 
 pytestmark = pytest.mark.timeout(300)
 
 
-def _stack() -> dict[str, Any]:
-    if not STACK_FILE.exists():
-        pytest.fail("the local stack is not running (local.stack.json is missing): run the tests with `make test`")
-    if not CHROMIUM.exists():
-        pytest.fail("Debian's chromium is missing: apt-get update && apt-get install -y chromium")
-    if shutil.which("node") is None:
-        pytest.fail("node is not on PATH")
-    return json.loads(STACK_FILE.read_text(encoding="utf-8"))
-
-
 def _walk(scenario: str, site: str) -> dict[str, Any]:
-    done = subprocess.run(
-        ["node", str(SCRIPT), "--stack", str(STACK_FILE), "--site", site, "--artifacts", str(ARTIFACTS), "--scenario", scenario],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=240, check=False,
-    )
-    try:
-        report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    except (IndexError, json.JSONDecodeError):
-        pytest.fail(f"the guest walk-through reported nothing (exit {done.returncode}):\n{done.stderr[-4000:]}")
-    report["exitCode"] = done.returncode
-    report["stderr"] = done.stderr[-4000:]
-    return report
+    return walk("guest_flow.mjs", "--site", site, "--scenario", scenario, timeout=240)
 
 
 @pytest.fixture(scope="module")
 def guest_walk() -> dict[str, Any]:
-    stack = _stack()
+    stack = local_stack()
     with static_web_app(stack, {"GUEST_ACCESS_ENABLED": "true"}, "guests-on") as site:
         return _walk("on", site)
 
 
 @pytest.fixture(scope="module")
 def guest_access_off_walk() -> dict[str, Any]:
-    stack = _stack()
+    stack = local_stack()
     with static_web_app(stack, {"GUEST_ACCESS_ENABLED": "false"}, "guests-off") as site:
         return _walk("off", site)
 
 
-def _reached(report: dict[str, Any], step: str) -> dict[str, Any]:
-    for seen in report["steps"]:
-        if seen["name"] == step:
-            return seen
-    pytest.fail(f"the walk-through stopped before '{step}': {report.get('error')}\n"
-                f"screenshots: {report.get('screenshots')}\n{report['stderr']}")
-
-
 def test_sign_in_page_leads_a_guest_to_the_guest_page_without_signing_in(guest_walk: dict[str, Any]) -> None:
-    assert _reached(guest_walk, "the sign-in page leads to the guest page without signing in")["landedOn"] == "/guest.html"
+    assert reached(guest_walk, "the sign-in page leads to the guest page without signing in")["landedOn"] == "/guest.html"
 
 
 def test_a_name_with_markup_is_refused_in_the_page_and_nothing_is_sent(guest_walk: dict[str, Any]) -> None:
-    seen = _reached(guest_walk, "a name with markup is refused in the page and nothing is sent")
+    seen = reached(guest_walk, "a name with markup is refused in the page and nothing is sent")
     assert seen["requestsSent"] == 0
     assert "not allowed" in seen["error"]
 
 
 def test_guest_gets_a_voip_join_token_of_at_most_60_minutes_with_a_countdown(guest_walk: dict[str, Any]) -> None:
-    seen = _reached(guest_walk, "a guest gets a voip.join token of at most 60 minutes, shown with its countdown")
+    seen = reached(guest_walk, "a guest gets a voip.join token of at most 60 minutes, shown with its countdown")
     assert seen["scopes"] == "voip.join"
     assert seen["acsScopes"] == ["voip.join"]
     assert 0 < seen["minutesLeft"] <= 60.5
@@ -99,7 +61,7 @@ def test_guest_gets_a_voip_join_token_of_at_most_60_minutes_with_a_countdown(gue
 
 
 def test_guest_page_says_joining_is_the_calling_sdks_work(guest_walk: dict[str, Any]) -> None:
-    seen = _reached(guest_walk, "a guest gets a voip.join token of at most 60 minutes, shown with its countdown")
+    seen = reached(guest_walk, "a guest gets a voip.join token of at most 60 minutes, shown with its countdown")
     assert "Calling SDK" in seen["joinExplainer"]
     assert "callAgent.join" in seen["joinExplainer"]
 
@@ -117,7 +79,7 @@ def test_guest_screenshot_is_kept_as_an_artifact(guest_walk: dict[str, Any]) -> 
 
 
 def test_with_guest_access_off_the_page_says_so_and_makes_no_identity(guest_access_off_walk: dict[str, Any]) -> None:
-    seen = _reached(guest_access_off_walk, "with guest access off the page says so and asks once")
+    seen = reached(guest_access_off_walk, "with guest access off the page says so and asks once")
     assert seen["requestsSent"] == 1
     assert "guest access is off" in seen["error"]
     assert guest_access_off_walk["ok"], guest_access_off_walk.get("error")

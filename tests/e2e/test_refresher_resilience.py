@@ -11,22 +11,13 @@ most 10 s. Nothing is mocked: the 503s are the emulator's, the 429 the service's
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.e2e.own_site import static_web_app
+from tests.e2e.walk import local_stack, reached, walk
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-STACK_FILE = Path(os.environ.get("LOCAL_STACK_FILE", REPO_ROOT / "local.stack.json"))
-ARTIFACTS = REPO_ROOT / "test-artifacts" / "e2e"
-SCRIPT = Path(__file__).with_name("refresher_resilience.mjs")
-CHROMIUM = Path("/usr/bin/chromium")
 SETTINGS = {
     "TOKEN_REUSE_SECONDS": "0",
     "GUEST_ACCESS_ENABLED": "true",
@@ -39,37 +30,12 @@ pytestmark = pytest.mark.timeout(420)
 
 @pytest.fixture(scope="module")
 def resilience() -> dict[str, Any]:
-    if not STACK_FILE.exists():
-        pytest.fail("the local stack is not running (local.stack.json is missing): run the tests with `make test`")
-    if not CHROMIUM.exists():
-        pytest.fail("Debian's chromium is missing: apt-get update && apt-get install -y chromium")
-    if shutil.which("node") is None:
-        pytest.fail("node is not on PATH")
-    stack = json.loads(STACK_FILE.read_text(encoding="utf-8"))
-    with static_web_app(stack, SETTINGS, "refresher-resilience") as site:
-        done = subprocess.run(
-            ["node", str(SCRIPT), "--stack", str(STACK_FILE), "--site", site, "--artifacts", str(ARTIFACTS)],
-            cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=False,
-        )
-    try:
-        report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    except (IndexError, json.JSONDecodeError):
-        pytest.fail(f"the resilience walk-through reported nothing (exit {done.returncode}):\n{done.stderr[-4000:]}")
-    report["exitCode"] = done.returncode
-    report["stderr"] = done.stderr[-4000:]
-    return report
-
-
-def _reached(report: dict[str, Any], step: str) -> dict[str, Any]:
-    for seen in report["steps"]:
-        if seen["name"] == step:
-            return seen
-    pytest.fail(f"the walk-through stopped before '{step}': {report.get('error')}\n"
-                f"screenshots: {report.get('screenshots')}\n{report['stderr']}")
+    with static_web_app(local_stack(), SETTINGS, "refresher-resilience") as site:
+        return walk("refresher_resilience.mjs", "--site", site, timeout=300)
 
 
 def test_member_refresh_rides_out_a_503_burst_without_a_visible_failure(resilience: dict[str, Any]) -> None:
-    seen = _reached(resilience, "a member's proactive refresh rides out an injected 503 burst without a visible failure")
+    seen = reached(resilience, "a member's proactive refresh rides out an injected 503 burst without a visible failure")
     *refused, last = seen["statuses"]
     assert refused and set(refused) == {503} and last == 200
     assert seen["errorsShown"] == []
@@ -78,19 +44,19 @@ def test_member_refresh_rides_out_a_503_burst_without_a_visible_failure(resilien
 
 
 def test_member_refresh_waits_each_retry_after_before_asking_again(resilience: dict[str, Any]) -> None:
-    seen = _reached(resilience, "a member's proactive refresh rides out an injected 503 burst without a visible failure")
+    seen = reached(resilience, "a member's proactive refresh rides out an injected 503 burst without a visible failure")
     assert len(seen["waitsMs"]) == len(seen["statuses"]) - 1
     for waited, retry_after in zip(seen["waitsMs"], seen["retryAfters"]):
         assert retry_after is not None and waited >= retry_after * 1000 - 50
 
 
 def test_countdown_reads_the_services_clock_when_the_devices_clock_is_ahead(resilience: dict[str, Any]) -> None:
-    seen = _reached(resilience, "a member's proactive refresh rides out an injected 503 burst without a visible failure")
+    seen = reached(resilience, "a member's proactive refresh rides out an injected 503 burst without a visible failure")
     assert seen["countdown"].startswith("(59 min ")
 
 
 def test_guest_refresh_rides_out_a_429_with_retry_after_without_a_visible_failure(resilience: dict[str, Any]) -> None:
-    seen = _reached(resilience, "a guest's proactive refresh rides out a 429 with Retry-After without a visible failure")
+    seen = reached(resilience, "a guest's proactive refresh rides out a 429 with Retry-After without a visible failure")
     *refused, last = seen["statuses"]
     assert refused and set(refused) == {429} and last == 200
     for waited, retry_after in zip(seen["waitsMs"], seen["retryAfters"]):
