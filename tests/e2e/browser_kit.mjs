@@ -1,6 +1,6 @@
-// What the guest and refresher browser scripts share: Debian's Chromium started offline through
-// playwright-core, the ACS emulator's control surface, console capture of the app's own pages,
-// screenshots, and the one JSON line of results each script prints (never a token).
+// What the member, guest and refresher browser scripts share: Debian's Chromium started offline
+// through playwright-core, the ACS emulator's control surface, console capture of the app's own
+// pages, screenshots, and the one JSON line of results each script prints (never a token).
 //
 // The SWA CLI's sign-in page loads jQuery from a public CDN that cannot be reached here: requests
 // for it are answered from the repository's npm copy of jquery (request routing); every other
@@ -96,7 +96,8 @@ export function emulatorClient(stack) {
 /**
  * Runs `scenario(context, kit)` in a fresh offline Chromium profile and prints one JSON line of
  * results. `kit.step(name, detail)` records a behaviour seen; `kit.tokens` collects every token
- * the service handed out so none may appear in the console or the report.
+ * the service handed out so none may appear in the console or the report; `kit.appConsole` is what
+ * the app's own pages have written to the console so far (reported as is).
  */
 export async function runInBrowser(options, scenario) {
   const results = { steps: [], screenshots: [], appConsole: [], blockedOffMachine: [] };
@@ -113,6 +114,7 @@ export async function runInBrowser(options, scenario) {
   };
   const kit = {
     tokens,
+    appConsole: results.appConsole,
     step: (name, detail = {}) => results.steps.push({ name, ...detail }),
     screenshot: async (page, name) => {
       const file = join(options.artifacts, `${name}.png`);
