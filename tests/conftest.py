@@ -130,19 +130,24 @@ class Emulator:
         counted = self.stats()["calls"]
         return sum(counted.get(op, 0) for op in operations) if operations else sum(counted.values())
 
-    def under_way(self, *operations: str) -> list[dict]:
+    def under_way(self, *operations: str, session: requests.Session | None = None) -> list[dict]:
         """The calls of these operations (all when none) that have reached ACS and are not yet
-        answered, oldest first."""
-        return self._req("GET", "calls", params=[("operation", op) for op in operations]).json()["inFlight"]
+        answered, oldest first, each with the identity its path names (None for a create)."""
+        response = (session or requests).get(f"{self.base}/_emulator/calls/in-flight", verify=self.ca, timeout=30,
+                                             params=[("operation", op) for op in operations])
+        response.raise_for_status()
+        return response.json()["inFlight"]
 
-    def wait_until_under_way(self, *operations: str, seconds: float = 30) -> None:
-        """Return once a call of these operations is at ACS, not yet answered: a point a test
-        observes before it acts, instead of a time it guesses (ACS must be slow enough to see it,
-        e.g. ``latencyMs``)."""
+    def wait_until_under_way(self, *operations: str, identity: str | None = None, seconds: float = 30) -> None:
+        """Return once a call of these operations (about ``identity``, when given) is at ACS, not
+        yet answered: a point a test observes before it acts, instead of a time it guesses (ACS
+        must be slow enough to see it, e.g. ``latencyMs``)."""
         deadline = time.monotonic() + seconds
-        while not self.under_way(*operations):
-            assert time.monotonic() < deadline, f"no {' or '.join(operations) or 'call'} reached ACS in {seconds} s"
-            time.sleep(0.02)
+        what = f"{' or '.join(operations) or 'call'}{f' of {identity}' if identity else ''}"
+        with requests.Session() as session:  # one connection for the whole wait
+            while not any(identity in (None, call["identity"]) for call in self.under_way(*operations, session=session)):
+                assert time.monotonic() < deadline, f"no {what} reached ACS in {seconds} s"
+                time.sleep(0.02)
 
 
 #: The emulator's names for the create operation, with and without a first token.

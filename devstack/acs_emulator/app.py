@@ -117,8 +117,9 @@ def create_app(config: EmulatorConfig) -> web.Application:
             raise denied()
 
     async def api(request: web.Request) -> web.StreamResponse:
-        """One API call: noted as under way (``inFlight`` of ``GET /_emulator/calls``) from its
-        arrival until it is answered."""
+        """One API call: noted as under way (``GET /_emulator/calls/in-flight``) from its arrival
+        until it is answered. The body is read first, so one too large is refused (413) before
+        any added latency."""
         arrived = time.monotonic()
         started = time.perf_counter()
         correlation = _ms_cv()
@@ -127,7 +128,7 @@ def create_app(config: EmulatorConfig) -> web.Application:
             under_way = _route(request.path, raw).operation
         except ApiError:
             under_way = None
-        ticket = governor.arrive(under_way, arrived)
+        ticket = governor.arrive(under_way, _named_identity(request.path), arrived)
         try:
             return await answer(request, raw, arrived, started, correlation)
         finally:
@@ -214,13 +215,20 @@ def create_app(config: EmulatorConfig) -> web.Application:
         governor.configure(await _control_body(request))
         return web.json_response(governor.settings.as_json())
 
-    async def recorded_calls(request: web.Request) -> web.Response:
+    def _operations(request: web.Request) -> set[str] | None:
         """``?operation=deleteIdentity`` (repeatable) keeps only those operations."""
         names = set(request.query.getall("operation", []))
         unknown = names - set(OPERATIONS)
         if unknown:
             raise ApiError(400, "BadRequest", f"Unknown operations {sorted(unknown)}; known: {list(OPERATIONS)}.")
-        return web.json_response(governor.recorded_calls(names or None))
+        return names or None
+
+    async def recorded_calls(request: web.Request) -> web.Response:
+        return web.json_response(governor.recorded_calls(_operations(request)))
+
+    async def calls_in_flight(request: web.Request) -> web.Response:
+        """Only the calls under way: cheap enough to poll while waiting for one."""
+        return web.json_response({"inFlight": governor.in_flight(_operations(request))})
 
     async def stats(_: web.Request) -> web.Response:
         return web.json_response(governor.stats())
@@ -267,6 +275,7 @@ def create_app(config: EmulatorConfig) -> web.Application:
     app.router.add_put("/_emulator/config", put_config)
     app.router.add_get("/_emulator/stats", stats)
     app.router.add_get("/_emulator/calls", recorded_calls)
+    app.router.add_get("/_emulator/calls/in-flight", calls_in_flight)
     app.router.add_put("/_emulator/resource", put_resource)
     app.router.add_post("/_emulator/reset", reset)
     app.router.add_route("*", "/{tail:.*}", api)

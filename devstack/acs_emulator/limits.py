@@ -4,8 +4,9 @@ see the app behave under the service's limits and failures.
 Every API request is also kept, in arrival order, in a bounded call log (``GET
 /_emulator/calls``): its operation, the identity it names, its status, and when it arrived and was
 answered on the emulator's monotonic clock, so a test can see what a client sent while it was
-told to wait. The same answer lists the calls that have arrived and are not yet answered
-(``inFlight``), so a test can act while a call is at ACS instead of guessing when it will be.
+told to wait. The calls that have arrived and are not yet answered are listed too (``inFlight``;
+alone, cheap to poll: ``GET /_emulator/calls/in-flight``), so a test can act while a call is at
+ACS instead of guessing when it will be.
 A recording, not behaviour: nothing the service answers depends on it.
 
 Throttling, as the service does it, counts requests per operation in a sliding window (30 s by
@@ -306,11 +307,13 @@ class Governor:
             "answeredMs": round(time.monotonic() * 1000, 3),
         })
 
-    def arrive(self, operation: str | None, arrived: float) -> int:
+    def arrive(self, operation: str | None, identity: str | None, arrived: float) -> int:
         """Note a call as under way until :meth:`leave` (``operation`` None when the path names
-        none); returns the ticket to leave with."""
+        none; ``identity`` the one the path names, if any); returns the ticket to leave with."""
         self._tickets += 1
-        self._in_flight[self._tickets] = {"operation": operation, "arrivedMs": round(arrived * 1000, 3)}
+        self._in_flight[self._tickets] = {
+            "operation": operation, "identity": identity, "arrivedMs": round(arrived * 1000, 3),
+        }
         return self._tickets
 
     def leave(self, ticket: int) -> None:
@@ -321,9 +324,12 @@ class Governor:
         Times are milliseconds on the emulator's monotonic clock: compare them with each other,
         not with a wall clock."""
         calls = [c for c in self.call_log if operations is None or c["operation"] in operations]
-        in_flight = [c for c in self._in_flight.values() if operations is None or c["operation"] in operations]
-        return {"calls": calls, "inFlight": in_flight, "dropped": self.calls_dropped,
+        return {"calls": calls, "inFlight": self.in_flight(operations), "dropped": self.calls_dropped,
                 "nowMs": round(time.monotonic() * 1000, 3)}
+
+    def in_flight(self, operations: set[str] | None = None) -> list[dict[str, Any]]:
+        """The calls that have arrived and are not yet answered, oldest first."""
+        return [c for c in self._in_flight.values() if operations is None or c["operation"] in operations]
 
     def stats(self) -> dict[str, Any]:
         return {

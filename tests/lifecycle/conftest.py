@@ -79,12 +79,13 @@ def summary_after(host: FunctionHost, lines_before: int, seconds: float = 60) ->
     return found() or ""
 
 
-def a_later_last_seen_write_landed(api: Api, other: Api, table) -> None:
+def a_later_last_seen_write_landed(api: Api, other: Api, table) -> User:
     """Wait for an event, not a time: a last-seen write that ``api`` starts now, in the
     background like any other, is seen in the table. A user made through ``other`` (so ``api``
     reads their row cold) whose row says they were last seen two days ago asks ``api`` for a
     token; once that user's LastSeenAt is today, a background write begun before it (however
-    late it lands, as long as it is not later than a write begun after it) has landed too."""
+    late it lands, as long as it is not later than a write begun after it) has landed too.
+    Returns that user, whose own requests a caller counting table traffic leaves out."""
     sentinel = new_user()
     assert other.token(sentinel).status_code == 200
     row = mapping_row(table, sentinel)
@@ -93,3 +94,4 @@ def a_later_last_seen_write_landed(api: Api, other: Api, table) -> None:
     assert api.token(sentinel).status_code == 200
     today = datetime.now(timezone.utc) - timedelta(minutes=5)
     wait_for(lambda: mapping_row(table, sentinel)["LastSeenAt"] > today, "a later last-seen write to land")
+    return sentinel

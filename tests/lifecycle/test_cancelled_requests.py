@@ -71,6 +71,7 @@ async def test_requests_sharing_a_cancelled_requests_first_call_get_an_answer_an
     it can retry (DependencyUnavailable), never a cancellation or a hang; one identity is made."""
     user = new_user()
     before = await asyncio.to_thread(emulator.identities)
+    creates = await asyncio.to_thread(emulator.calls, *CREATES)
     acs_behaves(latencyMs=1500)
     async with _token_service(stack) as service:
         leader = asyncio.create_task(service.issue_token(user.app_user_id, ("chat",), 60))
@@ -85,3 +86,4 @@ async def test_requests_sharing_a_cancelled_requests_first_call_get_an_answer_an
         assert isinstance(outcome, DependencyUnavailable) or outcome.communication_user_id == mapped, repr(outcome)
     made = await asyncio.to_thread(emulator.identities) - before
     assert made == {mapped}, "exactly one identity, and it is the mapped one"
+    assert await asyncio.to_thread(emulator.calls, *CREATES) - creates == 1, "the joined requests shared the one create"

@@ -137,7 +137,8 @@ def test_sweep_rereads_the_row_and_spares_a_user_seen_since_the_scan(
         acs_behaves(latencyMs=3000)
         lines = len(host.log_text().splitlines())
         run_cleanup(host.base)
-        emulator.wait_until_under_way("deleteIdentity")  # the sweep has listed both rows and is deleting the first
+        # The sweep has listed both rows and is deleting the first user's identity.
+        emulator.wait_until_under_way("deleteIdentity", identity=first_id)
         assert Api(host.base).token(second).status_code == 200
         wait_for(lambda: mapping_row(table, second)["LastSeenAt"] > _ago(0.01), "the return to be recorded")
         summary = summary_after(host, lines, seconds=120)

@@ -531,23 +531,35 @@ def test_stats_count_calls_per_operation(acs: LocalAcs) -> None:
     assert stats["statuses"]["issueAccessToken"] == {"200": 1, "400": 1}
 
 
+def _seen_under_way(acs: LocalAcs, operation: str) -> list[dict]:
+    deadline = time.monotonic() + 10
+    while not (under_way := acs.control("GET", f"calls/in-flight?operation={operation}").json()["inFlight"]):
+        assert time.monotonic() < deadline, f"the {operation} never showed as under way"
+        time.sleep(0.02)
+    return under_way
+
+
 def test_the_call_log_shows_a_call_under_way_until_it_is_answered(acs: LocalAcs) -> None:
-    """What a test acts on instead of a guessed time: a call is listed in ``inFlight`` from its
-    arrival until its answer, then in ``calls`` with the same arrival time and its status."""
+    """What a test acts on instead of a guessed time: a call is listed as under way, with the
+    identity its path names, from its arrival until its answer, then in the call log with the
+    same arrival time and its status."""
     acs.configure(latencyMs=800)
     with ThreadPoolExecutor(1) as pool:
         created = pool.submit(_new_identity, acs)
-        deadline = time.monotonic() + 10
-        while not (under_way := acs.control("GET", "calls?operation=createIdentity").json()["inFlight"]):
-            assert time.monotonic() < deadline, "the create never showed as under way"
-            time.sleep(0.02)
-        assert acs.control("GET", "calls?operation=deleteIdentity").json()["inFlight"] == []
+        under_way = _seen_under_way(acs, "createIdentity")
+        assert acs.control("GET", "calls").json()["inFlight"] == under_way
+        assert acs.control("GET", "calls/in-flight?operation=deleteIdentity").json()["inFlight"] == []
         identity = created.result()
+        deleted = pool.submit(acs.signed, "DELETE", f"/identities/{identity}")
+        deleting = _seen_under_way(acs, "deleteIdentity")
+        assert deleted.result().status_code == 204
+    assert [(c["operation"], c["identity"]) for c in under_way] == [("createIdentity", None)]
+    assert [(c["operation"], c["identity"]) for c in deleting] == [("deleteIdentity", identity)]
     log = acs.control("GET", "calls").json()
-    assert [c["operation"] for c in under_way] == ["createIdentity"] and log["inFlight"] == []
-    [call] = [c for c in log["calls"] if c["identity"] == identity]
-    assert (call["operation"], call["status"], call["arrivedMs"]) == ("createIdentity", 201, under_way[0]["arrivedMs"])
-    assert call["answeredMs"] - call["arrivedMs"] >= 800
+    assert log["inFlight"] == [] and acs.control("GET", "calls/in-flight").json()["inFlight"] == []
+    [create] = [c for c in log["calls"] if c["operation"] == "createIdentity"]
+    assert (create["identity"], create["status"], create["arrivedMs"]) == (identity, 201, under_way[0]["arrivedMs"])
+    assert create["answeredMs"] - create["arrivedMs"] >= 800
 
 
 # -- state across restarts ----------------------------------------------------------------------
