@@ -169,6 +169,22 @@ def test_concurrent_requests_of_a_known_user_share_one_acs_call(api: Api, slow_a
         assert first["token"] not in tokens
 
 
+def test_a_reload_storm_of_a_known_user_shares_one_acs_call(api: Api, slow_acs: Emulator):
+    """20 plain requests of a known user at once, for a lifetime no recent token of theirs has
+    (so none is handed out again), share the issue under way: one call at ACS, or two when the
+    burst straddles a REVOCATION_CHECK_SECONDS window (a request joins only an issue begun in its
+    own window)."""
+    user = new_user()
+    identity = api.token(user).json()["communicationUserId"]
+    issues = slow_acs.calls("issueAccessToken")
+    responses = _together(20, lambda _: Api(api.base).token(user, {"expiresInMinutes": 120}))
+    assert [r.status_code for r in responses] == [200] * 20, [r.text for r in responses if r.status_code != 200]
+    burst = slow_acs.calls("issueAccessToken") - issues
+    assert 1 <= burst <= 2, f"20 concurrent requests of one known user cost {burst} issues at ACS, not 1 or 2"
+    assert {r.json()["communicationUserId"] for r in responses} == {identity}
+    assert len({r.json()["token"] for r in responses}) <= burst
+
+
 def test_a_no_cache_request_that_joins_a_first_call_under_way_gets_a_token_issued_after_it_came(
     api: Api, slow_acs: Emulator, identical_tokens: bool
 ):
